@@ -1,0 +1,7 @@
+/* The subcommands of sagad. Each takes argv from its own name on and returns the exit code. */
+#ifndef SAGAD_COMMANDS_H
+#define SAGAD_COMMANDS_H
+
+int cmd_version(int argc, char **argv);
+
+#endif
