@@ -48,8 +48,8 @@ void log_event(enum log_level level, const char *saga, const char *event, const 
     /* One buffer, one fwrite: lines from one process never interleave. */
     char line[2048];
     int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
     if (saga != NULL && n >= 0 && (size_t)n < sizeof(line))
         n += snprintf(line + n, sizeof(line) - (size_t)n, " saga=%s", saga);
     if (n >= 0 && (size_t)n < sizeof(line))

@@ -29,10 +29,10 @@ void log_event(enum log_level level, const char *saga, const char *event, const 
  * Returns `buf`; truncates to fit. */
 const char *log_quote(char *buf, size_t size, const char *value);
 
-#define log_debug(saga, event, ...)                                                                \
-    do {                                                                                           \
-        if (log_enabled(LOG_DEBUG))                                                                \
-            log_event(LOG_DEBUG, saga, event, __VA_ARGS__);                                        \
+#define log_debug(saga, event, ...)                         \
+    do {                                                    \
+        if (log_enabled(LOG_DEBUG))                         \
+            log_event(LOG_DEBUG, saga, event, __VA_ARGS__); \
     } while (0)
 #define log_info(saga, event, ...)  log_event(LOG_INFO, saga, event, __VA_ARGS__)
 #define log_warn(saga, event, ...)  log_event(LOG_WARN, saga, event, __VA_ARGS__)

@@ -68,8 +68,8 @@ struct def_diags {
  * new definition in *out, which the caller frees with definition_free(). On
  * failure returns SAGA_EDEFINITION (or SAGA_ENOMEM), leaves *out NULL and appends
  * every error found to `diags`, which the caller empties with def_diags_clear(). */
-int definition_parse(const char *text, size_t len, struct definition **out,
-                     struct def_diags *diags) __attribute__((warn_unused_result));
+int definition_parse(const char *text, size_t len, struct definition **out, struct def_diags *diags)
+    __attribute__((warn_unused_result));
 
 /* Frees `*def` and sets `*def` to NULL; NULL and *def == NULL are no-ops. */
 void definition_free(struct definition **def);

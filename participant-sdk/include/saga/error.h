@@ -16,29 +16,29 @@ extern "C" {
 #endif
 
 /* XX(NAME, number, message) */
-#define SAGA_ERRNO_MAP(XX)                                                                         \
-    XX(INVAL, 1, "invalid argument")                                                               \
-    XX(NOMEM, 2, "out of memory")                                                                  \
-    XX(PROTO, 3, "protocol error: malformed frame or message")                                     \
-    XX(TOOBIG, 4, "frame or payload over the size limit")                                          \
-    XX(VERSION, 5, "protocol version not supported")                                               \
-    XX(NOTFOUND, 6, "not found")                                                                   \
-    XX(EXIST, 7, "already exists with different content")                                          \
-    XX(UNAVAIL, 8, "unavailable: the database or the coordinator cannot be reached")               \
-    XX(FENCED, 9, "lease lost: another coordinator owns this saga")                                \
-    XX(TIMEDOUT, 10, "timed out")                                                                  \
-    XX(CLOSED, 11, "connection closed")                                                            \
-    XX(CANCELED, 12, "canceled")                                                                   \
-    XX(STATE, 13, "not allowed in the current state")                                              \
-    XX(DEFINITION, 14, "invalid saga definition")                                                  \
-    XX(NOSERVICE, 15, "no participant serves this service and action")                             \
-    XX(IO, 16, "input/output error")                                                               \
-    XX(AGAIN, 17, "resource busy, try again")                                                      \
-    XX(ALREADY, 18, "already completed")                                                           \
-    XX(DB, 19, "database error")                                                                   \
-    XX(AUTH, 20, "authentication refused")                                                         \
-    XX(SCHEMA, 21, "database schema is older than this binary: run `sagad migrate`")               \
-    XX(CONNECT, 22, "cannot connect")                                                              \
+#define SAGA_ERRNO_MAP(XX)                                                           \
+    XX(INVAL, 1, "invalid argument")                                                 \
+    XX(NOMEM, 2, "out of memory")                                                    \
+    XX(PROTO, 3, "protocol error: malformed frame or message")                       \
+    XX(TOOBIG, 4, "frame or payload over the size limit")                            \
+    XX(VERSION, 5, "protocol version not supported")                                 \
+    XX(NOTFOUND, 6, "not found")                                                     \
+    XX(EXIST, 7, "already exists with different content")                            \
+    XX(UNAVAIL, 8, "unavailable: the database or the coordinator cannot be reached") \
+    XX(FENCED, 9, "lease lost: another coordinator owns this saga")                  \
+    XX(TIMEDOUT, 10, "timed out")                                                    \
+    XX(CLOSED, 11, "connection closed")                                              \
+    XX(CANCELED, 12, "canceled")                                                     \
+    XX(STATE, 13, "not allowed in the current state")                                \
+    XX(DEFINITION, 14, "invalid saga definition")                                    \
+    XX(NOSERVICE, 15, "no participant serves this service and action")               \
+    XX(IO, 16, "input/output error")                                                 \
+    XX(AGAIN, 17, "resource busy, try again")                                        \
+    XX(ALREADY, 18, "already completed")                                             \
+    XX(DB, 19, "database error")                                                     \
+    XX(AUTH, 20, "authentication refused")                                           \
+    XX(SCHEMA, 21, "database schema is older than this binary: run `sagad migrate`") \
+    XX(CONNECT, 22, "cannot connect")                                                \
     XX(INTERNAL, 23, "internal error")
 
 typedef enum saga_errno {

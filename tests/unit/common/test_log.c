@@ -73,8 +73,8 @@ static void test_level_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_line_shape), cmocka_unit_test(test_no_saga),
-        cmocka_unit_test(test_filtered),   cmocka_unit_test(test_quote),
+        cmocka_unit_test(test_line_shape),  cmocka_unit_test(test_no_saga),
+        cmocka_unit_test(test_filtered),    cmocka_unit_test(test_quote),
         cmocka_unit_test(test_level_parse),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
