@@ -14,27 +14,9 @@ cd "$root"
 jobs=$(nproc 2>/dev/null || echo 2)
 fuzz_seconds=${SAGA_FUZZ_SECONDS:-30}
 
-packages=(build-essential cmake pkg-config git python3 clang clang-format libclang-rt-14-dev
-    libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libpq-dev libjansson-dev
-    postgresql-15 postgresql-client-15)
+source "$root/tests/support/packages.sh"
 
 log() { printf '\n=== %s\n' "$*"; }
-
-install_packages() {
-    local missing=()
-    for p in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$p")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
-        return 1
-    fi
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 failures=()
 summary=()
@@ -108,7 +90,7 @@ run_fuzz() {
     return "$rc"
 }
 
-step "packages" install_packages
+step "packages" saga_install_packages
 step "source check" "$root/tests/check-source.sh"
 step "build (RelWithDebInfo)" configure_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [[ -z ${SAGA_SKIP_ASAN:-} ]]; then
