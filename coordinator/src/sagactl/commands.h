@@ -3,5 +3,6 @@
 #define SAGACTL_COMMANDS_H
 
 int ctl_version(int argc, char **argv);
+int ctl_lint(int argc, char **argv);
 
 #endif

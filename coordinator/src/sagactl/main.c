@@ -11,6 +11,7 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"version", ctl_version, "print the version"},
+    {"lint", ctl_lint, "validate definition files offline"},
 };
 
 static void usage(FILE *out)
