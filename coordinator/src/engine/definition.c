@@ -179,7 +179,8 @@ static int closest(const char *word, const char *const *candidates, size_t n)
         if (candidates[i] == NULL)
             continue;
         size_t d = distance(word, candidates[i]);
-        if (d > 0 && d < best_d && 2 * d <= strlen(candidates[i]) + 1) {
+        size_t len = strlen(candidates[i]);
+        if (d > 0 && d < best_d && d < len && 2 * d <= len + 1) {
             best = (int)i;
             best_d = d;
         }
@@ -189,17 +190,40 @@ static int closest(const char *word, const char *const *candidates, size_t n)
 
 /* --- fields -------------------------------------------------------------- */
 
-/* Reports the keys of `obj` that are not `known`. Returns the set (bit i for
- * known[i]) of keys offered as suggestions, so a "missing key" error can be
- * left out when the key is there, only misspelt. */
-static unsigned check_keys(struct parse *p, const struct def_pos *obj, const char *const *known,
-                           size_t n_known)
+/* Reports known keys given twice in `json` (at `obj`). jansson keeps the last. */
+static void check_repeats(struct parse *p, json_t *json, const struct def_pos *obj,
+                          const char *const *known, size_t n_known)
+{
+    if (json_object_size(json) == obj->n)
+        return; /* the usual case: no key repeats */
+    for (size_t k = 0; k < n_known; k++) {
+        const struct def_pos_member *first = NULL;
+        for (size_t i = 0; i < obj->n; i++) {
+            const struct def_pos_member *m = &obj->items[i];
+            if (strcmp(m->key, known[k]) != 0)
+                continue;
+            if (first == NULL)
+                first = m;
+            else
+                report(p, m->key_line, m->key_column,
+                       "duplicate key \"%s\" (first at line %d, column %d)", known[k],
+                       first->key_line, first->key_column);
+        }
+    }
+}
+
+/* Reports the keys of `json` (at `obj`) that are not `known`, or are given twice.
+ * Returns the set (bit i for known[i]) of keys offered as suggestions, so a
+ * "missing key" error can be left out when the key is there, only misspelt. */
+static unsigned check_keys(struct parse *p, json_t *json, const struct def_pos *obj,
+                           const char *const *known, size_t n_known)
 {
     unsigned suggested = 0;
     char q[QUOTE_SIZE];
     if (obj == NULL)
         return 0;
-    for (size_t i = 0; i < obj->n; i++) {
+    check_repeats(p, json, obj, known, n_known);
+    for (size_t i = 0; i < obj->n && p->errors <= ERRORS_MAX; i++) {
         const struct def_pos_member *m = &obj->items[i];
         size_t k;
         for (k = 0; k < n_known && strcmp(m->key, known[k]) != 0; k++)
@@ -362,7 +386,7 @@ static void get_retry(struct parse *p, json_t *obj, const struct def_pos *obj_at
                   key, type_name(v));
         return;
     }
-    check_keys(p, at, retry_keys, ARRAY_SIZE(retry_keys));
+    check_keys(p, v, at, retry_keys, ARRAY_SIZE(retry_keys));
 
     json_t *attempts = json_object_get(v, "max_attempts");
     const struct def_pos *attempts_at = def_pos_get(at, "max_attempts");
@@ -439,7 +463,7 @@ static void parse_step(struct parse *p, uint16_t i, json_t *json, const struct d
     }
     src->json = json;
 
-    unsigned misspelt = check_keys(p, at, step_keys, ARRAY_SIZE(step_keys));
+    unsigned misspelt = check_keys(p, json, at, step_keys, ARRAY_SIZE(step_keys));
     const char *name = get_ident(p, json, at, "name",
                                  misspelt & key_bit(step_keys, ARRAY_SIZE(step_keys), "name"));
     json_t *name_json = json_object_get(json, "name");
@@ -834,7 +858,7 @@ static void parse_root(struct parse *p, json_t *root, const struct def_pos *at)
         report_at(p, at, "a definition must be a JSON object, got %s", type_name(root));
         return;
     }
-    unsigned misspelt = check_keys(p, at, root_keys, ARRAY_SIZE(root_keys));
+    unsigned misspelt = check_keys(p, root, at, root_keys, ARRAY_SIZE(root_keys));
     dup_into(p, &def->name,
              get_ident(p, root, at, "name",
                        misspelt & key_bit(root_keys, ARRAY_SIZE(root_keys), "name")));
@@ -917,8 +941,7 @@ int definition_parse(const char *text, size_t len, struct definition **out, stru
     int err;
 
     *out = NULL;
-    root = json_loadb(text != NULL ? text : "", text != NULL ? len : 0,
-                      JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(text != NULL ? text : "", text != NULL ? len : 0, JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         int line = jerr.line > 0 ? jerr.line : 0;
         int column = line > 0 ? (jerr.column > 0 ? jerr.column : 1) : 0;
