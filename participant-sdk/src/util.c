@@ -1,0 +1,220 @@
+/* libsaga helpers: saga ids, coordinator addresses, backoff, error mapping.
+ * Pure functions; no I/O, no state of their own. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "saga/client.h"
+#include "internal.h"
+
+char *saga__strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+SAGA_EXTERN char *saga_id_format(const uint8_t id[SAGA_ID_LEN], char out[SAGA_ID_TEXT_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < SAGA_ID_LEN; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[id[i] >> 4];
+        out[o++] = hex[id[i] & 15];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+SAGA_EXTERN int saga_id_parse(const char *text, uint8_t out[SAGA_ID_LEN])
+{
+    if (text == NULL || out == NULL)
+        return SAGA_EINVAL;
+    uint8_t id[SAGA_ID_LEN];
+    size_t n = 0;
+    for (const char *s = text; *s != '\0'; s++) {
+        if (*s == '-')
+            continue;
+        int v = hexval(*s);
+        if (v < 0 || n >= 2 * SAGA_ID_LEN)
+            return SAGA_EINVAL;
+        if (n % 2 == 0)
+            id[n / 2] = (uint8_t)(v << 4);
+        else
+            id[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    if (n != 2 * SAGA_ID_LEN)
+        return SAGA_EINVAL;
+    memcpy(out, id, SAGA_ID_LEN);
+    return 0;
+}
+
+int saga__addr_parse(const char *text, char *host, size_t host_size, int *port)
+{
+    if (text == NULL)
+        return SAGA_EINVAL;
+    const char *colon;
+    const char *hs = text;
+    size_t hl;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return SAGA_EINVAL;
+        hs = text + 1;
+        hl = (size_t)(close - hs);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL)
+            return SAGA_EINVAL;
+        hl = (size_t)(colon - text);
+    }
+    if (hl == 0 || hl >= host_size)
+        return SAGA_EINVAL;
+    char *end = NULL;
+    long v = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || v <= 0 || v > 65535)
+        return SAGA_EINVAL;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return 0;
+}
+
+void saga__strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int saga__addr_list(const char *list, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (list == NULL)
+        return SAGA_EINVAL;
+    char **v = NULL;
+    size_t count = 0;
+    int rc = 0;
+    const char *s = list;
+    while (*s != '\0') {
+        while (*s == ' ' || *s == ',')
+            s++;
+        if (*s == '\0')
+            break;
+        const char *e = s;
+        while (*e != '\0' && *e != ',' && *e != ' ')
+            e++;
+        size_t len = (size_t)(e - s);
+        char *item = malloc(len + 1);
+        if (item == NULL) {
+            rc = SAGA_ENOMEM;
+            goto fail;
+        }
+        memcpy(item, s, len);
+        item[len] = '\0';
+        char host[256];
+        int port;
+        if (saga__addr_parse(item, host, sizeof(host), &port) != 0) {
+            free(item);
+            rc = SAGA_EINVAL;
+            goto fail;
+        }
+        char **nv = realloc(v, (count + 1) * sizeof(*v));
+        if (nv == NULL) {
+            free(item);
+            rc = SAGA_ENOMEM;
+            goto fail;
+        }
+        v = nv;
+        v[count++] = item;
+        s = e;
+    }
+    if (count == 0) {
+        rc = SAGA_EINVAL;
+        goto fail;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+fail:
+    saga__strv_free(v, count);
+    return rc;
+}
+
+uint64_t saga__rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+uint64_t saga__seed(const void *salt)
+{
+    uint64_t s = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ (uint64_t)(uintptr_t)salt;
+    return s != 0 ? s : 0x9e3779b97f4a7c15ull;
+}
+
+unsigned saga__backoff(unsigned min_ms, unsigned max_ms, unsigned failures, uint64_t *rng)
+{
+    uint64_t d = min_ms > 0 ? min_ms : 1;
+    for (unsigned i = 0; i < failures && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    uint64_t half = d / 2;
+    return (unsigned)(d - (half > 0 ? saga__rand(rng) % (half + 1) : 0));
+}
+
+int saga__uv_err(int uv_err)
+{
+    switch (uv_err) {
+    case 0:
+        return 0;
+    case UV_ENOMEM:
+        return SAGA_ENOMEM;
+    case UV_ETIMEDOUT:
+        return SAGA_ETIMEDOUT;
+    case UV_ECANCELED:
+        return SAGA_ECANCELED;
+    case UV_ECONNREFUSED:
+    case UV_ENETUNREACH:
+    case UV_EHOSTUNREACH:
+    case UV_EADDRNOTAVAIL:
+    case UV_EAI_NONAME:
+    case UV_EAI_AGAIN:
+    case UV_EAI_FAIL:
+        return SAGA_ECONNECT;
+    case UV_EOF:
+    case UV_ECONNRESET:
+    case UV_EPIPE:
+        return SAGA_ECLOSED;
+    case UV_EINVAL:
+        return SAGA_EINVAL;
+    default:
+        return SAGA_EIO;
+    }
+}
