@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "saga/client.h"
 #include "internal.h"
 
 char *saga__strdup(const char *s)
