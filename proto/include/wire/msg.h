@@ -140,7 +140,7 @@ struct wire_command {
     char *action;
     saga_op_t op;
     uint32_t attempt;      /* 1 for the first attempt of this op */
-    char *idempotency_key; /* "<saga id hex>/<step index>/<op name>" */
+    char *idempotency_key; /* "<saga uuid>/<step index>/<op name>" */
     uint8_t *input;        /* the saga input */
     size_t input_len;
     struct wire_step_output *deps; /* forward ops: outputs of the steps depended on */
