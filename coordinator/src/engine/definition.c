@@ -55,6 +55,7 @@ struct parse {
     int err;       /* SAGA_ENOMEM once an allocation failed */
     struct definition *def;
     struct step_src *src; /* def->n_steps entries */
+    const char **names;   /* src[i].name for each step, for suggestions */
 };
 
 /* --- reporting ----------------------------------------------------------- */
@@ -146,13 +147,13 @@ static size_t distance(const char *a, const char *b)
 {
     enum { MAX = 64 };
     size_t la = strlen(a), lb = strlen(b);
-    size_t d[MAX + 1][MAX + 1];
+    uint8_t d[MAX + 1][MAX + 1]; /* distances never exceed MAX */
     if (la > MAX || lb > MAX)
         return SIZE_MAX;
     for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
+        d[i][0] = (uint8_t)i;
     for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
+        d[0][j] = (uint8_t)j;
     for (size_t i = 1; i <= la; i++) {
         for (size_t j = 1; j <= lb; j++) {
             size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
@@ -163,7 +164,7 @@ static size_t distance(const char *a, const char *b)
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
                 d[i - 2][j - 2] + 1 < best)
                 best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
+            d[i][j] = (uint8_t)best;
         }
     }
     return d[la][lb];
@@ -550,14 +551,7 @@ static void resolve_after(struct parse *p, uint16_t i)
         report_at(p, at, "\"after\" must be an array of step names, got %s", type_name(after));
         src->after_ok = false;
     } else {
-        const char **names = calloc(p->def->n_steps, sizeof(*names));
-        if (names == NULL) {
-            p->err = SAGA_ENOMEM;
-            return;
-        }
-        for (uint16_t j = 0; j < p->def->n_steps; j++)
-            names[j] = p->src[j].name;
-        for (size_t k = 0; k < json_array_size(after); k++) {
+        for (size_t k = 0; k < json_array_size(after) && p->errors <= ERRORS_MAX; k++) {
             json_t *e = json_array_get(after, k);
             const struct def_pos *e_at = def_pos_at(at, k);
             if (!json_is_string(e)) {
@@ -567,10 +561,10 @@ static void resolve_after(struct parse *p, uint16_t i)
             }
             const char *name = json_string_value(e);
             int j = step_named(p, name);
-            int near = j < 0 ? closest(name, names, p->def->n_steps) : -1;
+            int near = j < 0 ? closest(name, p->names, p->def->n_steps) : -1;
             if (j < 0 && near >= 0) {
                 report_at(p, e_at, "unknown step %s in \"after\"; did you mean \"%s\"?",
-                          quote(q, sizeof(q), name), names[near]);
+                          quote(q, sizeof(q), name), p->names[near]);
             } else if (j < 0) {
                 report_at(p, e_at, "unknown step %s in \"after\"", quote(q, sizeof(q), name));
             } else if (j == i) {
@@ -584,7 +578,6 @@ static void resolve_after(struct parse *p, uint16_t i)
             }
             src->after_ok = false;
         }
-        free(names);
     }
 
     for (uint16_t j = 0; j < p->def->n_steps; j++)
@@ -633,32 +626,31 @@ static void report_cycle(struct walk *w, size_t from, uint16_t u)
 {
     struct parse *p = w->p;
     char q[QUOTE_SIZE];
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
     const char *implicit = NULL;
+    /* Each link is at most ", which waits for " and a quoted name. */
+    size_t size = (w->depth - from + 2) * (QUOTE_SIZE + 24) + 2 * QUOTE_SIZE + 128, len = 0;
+    char *text = malloc(size);
 
-    if (out == NULL) {
+    if (text == NULL) {
         p->err = SAGA_ENOMEM;
         return;
     }
-    fprintf(out, "\"after\" makes a cycle: %s", step_label(p, u, q, sizeof(q)));
+    len += (size_t)snprintf(text + len, size - len, "\"after\" makes a cycle: %s",
+                            step_label(p, u, q, sizeof(q)));
     for (size_t e = 0; e < w->depth - from; e++) {
         uint16_t waiter = e == 0 ? u : w->stack[from + e - 1];
         uint16_t target = w->stack[from + e];
         if (json_object_get(p->src[waiter].json, "after") == NULL && implicit == NULL)
             implicit = p->src[waiter].name;
-        fprintf(out, "%s waits for %s", e == 0 ? "" : ", which",
-                step_label(p, target, q, sizeof(q)));
+        len += (size_t)snprintf(text + len, size - len, "%s waits for %s", e == 0 ? "" : ", which",
+                                step_label(p, target, q, sizeof(q)));
+        if (len >= size) /* cannot happen with the size above; never write past it */
+            len = size - 1;
     }
     if (implicit != NULL)
-        fprintf(out, " (%s has no \"after\", so it waits for the step listed before it)",
-                quote(q, sizeof(q), implicit));
-    if (fclose(out) != 0 || text == NULL) {
-        free(text);
-        p->err = SAGA_ENOMEM;
-        return;
-    }
+        snprintf(text + len, size - len,
+                 " (%s has no \"after\", so it waits for the step listed before it)",
+                 quote(q, sizeof(q), implicit));
     report_at(p, edge_at(p, u, w->stack[from]), "%s", text);
     free(text);
 }
@@ -919,6 +911,13 @@ static void parse_root(struct parse *p, json_t *root, const struct def_pos *at)
     if (too_many || p->err != 0)
         return;
 
+    p->names = calloc(n, sizeof(*p->names));
+    if (p->names == NULL) {
+        p->err = SAGA_ENOMEM;
+        return;
+    }
+    for (uint16_t i = 0; i < n; i++)
+        p->names[i] = p->src[i].name;
     bool graph_ok = true;
     for (uint16_t i = 0; i < n && p->err == 0; i++) {
         resolve_after(p, i);
@@ -979,6 +978,7 @@ int definition_parse(const char *text, size_t len, struct definition **out, stru
     def = NULL;
 
 done:
+    free(p.names);
     free(p.src);
     definition_free(&def);
     def_pos_free(&pos);
