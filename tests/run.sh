@@ -100,7 +100,7 @@ step "build (fuzz, clang)" configure_build build-fuzz fuzz_decoder -DCMAKE_C_COM
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAGA_FUZZ=ON -DSAGA_TESTS=ON
 step "private PostgreSQL" start_postgres
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 step "ctest (RelWithDebInfo)" run_ctest build
 if [[ -z ${SAGA_SKIP_ASAN:-} ]]; then
