@@ -404,7 +404,7 @@ static void handle_command(struct saga__link *link, uint64_t request_id, struct 
     for (struct saga_call *call = p->calls; call != NULL; call = call->next) {
         if (memcmp(call->cmd.saga_id, c->saga_id, WIRE_SAGA_ID_LEN) == 0 &&
             call->cmd.step_index == c->step_index && call->cmd.op == c->op &&
-            call->cmd.attempt == c->attempt) {
+            call->cmd.attempt == c->attempt && strcmp(call->cmd.action, c->action) == 0) {
             call->link = link;
             call->gen = link->gen;
             call->request_id = request_id;
