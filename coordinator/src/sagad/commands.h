@@ -3,5 +3,6 @@
 #define SAGAD_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"version", cmd_version, "print the version"},
+    {"migrate", cmd_migrate, "apply pending database migrations"},
 };
 
 static void usage(FILE *out)
