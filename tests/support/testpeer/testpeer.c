@@ -331,7 +331,7 @@ static int parse_level(const char *s, saga_log_level_t *out)
     return -1;
 }
 
-int main(int argc, char **argv)
+static int peer_main(struct peer *pr, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"coordinator", required_argument, NULL, 'c'},
@@ -346,9 +346,6 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct peer *pr = calloc(1, sizeof(*pr));
-    if (pr == NULL)
-        return 1;
     pr->record_fd = -1;
     pr->log_level = SAGA_LOG_INFO;
     const char *coordinator = NULL, *record_path = NULL, *instance = NULL, *token = NULL;
@@ -416,8 +413,17 @@ int main(int argc, char **argv)
         }
     }
     int rc = 1;
-    if (uv_mutex_init(&pr->mu) != 0 || uv_loop_init(&pr->loop) != 0)
+    if (uv_mutex_init(&pr->mu) != 0) {
+        if (pr->record_fd >= 0)
+            close(pr->record_fd);
         return 1;
+    }
+    if (uv_loop_init(&pr->loop) != 0) {
+        uv_mutex_destroy(&pr->mu);
+        if (pr->record_fd >= 0)
+            close(pr->record_fd);
+        return 1;
+    }
     uv_signal_init(&pr->loop, &pr->sigterm);
     uv_signal_init(&pr->loop, &pr->sigint);
     pr->p = saga_participant_new(&(saga_participant_options_t){
@@ -463,6 +469,15 @@ out:
     if (pr->record_fd >= 0)
         close(pr->record_fd);
     uv_mutex_destroy(&pr->mu);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct peer *pr = calloc(1, sizeof(*pr));
+    if (pr == NULL)
+        return 1;
+    int rc = peer_main(pr, argc, argv);
     free(pr);
     return rc;
 }
