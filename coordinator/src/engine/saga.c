@@ -37,7 +37,7 @@ struct step_rt {
     uint8_t status;               /* saga_step_status_t, as persisted */
     uint8_t flight;               /* enum flight */
     uint8_t op;                   /* saga_op_t of the command out or waiting, 0 before any */
-    uint8_t may_run;              /* 1: a forward attempt timed out, so it may have run */
+    uint8_t may_run;              /* 1: a forward command went out and no FAIL came back */
     uint8_t error_owned;
 };
 
@@ -251,6 +251,8 @@ static void dispatch(struct saga *s, uint16_t i, uint8_t op, uint64_t now, struc
         st->base = *counter; /* a new op starts a new budget */
     }
     (*counter)++;
+    if (is_forward_op(op))
+        st->may_run = 1; /* from now on it may run, even from a late copy of this command */
     st->status = is_forward_op(op) ? SAGA_STEP_RUNNING : SAGA_STEP_COMPENSATING;
     st->flight = FLIGHT_OUT;
     emit_step(s, i, dispatch_event(op), *counter, now, fx);
@@ -430,8 +432,8 @@ static void advance_prepare(struct saga *s, uint64_t now, struct effects *fx)
     advance_commit(s, now, fx);
 }
 
-/* Whether a step must be compensated (before COMPENSATED): it succeeded, or it
- * may have run (a timeout, with no definite FAIL since). */
+/* Whether a step must be compensated (before COMPENSATED): it succeeded, or a
+ * command was sent to it and no FAIL came back, so it may have run. */
 static int needs_compensation(const struct saga *s, uint16_t i)
 {
     const struct step_rt *st = &s->steps[i];
@@ -531,8 +533,9 @@ static void advance(struct saga *s, uint64_t now, struct effects *fx)
     }
 }
 
-/* RUNNING -> COMPENSATING. Retries waiting for their backoff are dropped: a step
- * that may have run is compensated, any other is canceled. */
+/* RUNNING -> COMPENSATING. Retries waiting for their backoff are dropped and
+ * their steps compensated (they may have run). Only a step that cannot be
+ * compensated is canceled instead; with the pivot barrier none is waiting. */
 static void begin_compensation(struct saga *s, uint64_t now, struct effects *fx)
 {
     s->status = SAGA_STATUS_COMPENSATING;
@@ -589,7 +592,6 @@ struct result {
     uint32_t output_len;
     char *reason_copy;  /* FAIL/RETRY: owned copy, or NULL */
     const char *reason; /* the text: reason_copy or static */
-    int timed_out;
 };
 
 static void take_reason(struct step_rt *st, struct result *res)
@@ -631,9 +633,9 @@ static void forward_result(struct saga *s, uint16_t i, struct result *res, uint6
             advance(s, now, fx);
         return;
     }
-    /* RETRY, or no reply in time. */
-    if (res->timed_out)
-        st->may_run = 1;
+    /* RETRY, or no reply in time: the step may still run (a RETRY is not
+     * remembered by the participant's barrier, so a late copy of the command
+     * could run it), so it stays "may have run". */
     if (active) {
         int deadline = s->deadline_hit && (int)i == s->def->pivot;
         if (!deadline && !exhausted(s, i)) {
@@ -959,8 +961,7 @@ int saga_engine_timer(struct saga *s, const struct saga_timer *timer, uint64_t n
     if (timer->kind == SAGA_TIMER_TIMEOUT) {
         if (match_out(s, i, timer->op, timer->attempt) != SAGA_APPLIED)
             return ignore(s, fx, SAGA_IGNORED_STALE_TIMER);
-        struct result res = {
-            .outcome = SAGA_OUTCOME_RETRY, .reason = reason_timeout, .timed_out = 1};
+        struct result res = {.outcome = SAGA_OUTCOME_RETRY, .reason = reason_timeout};
         apply_result(s, i, &res, now_ms, fx);
         return leave(s, fx);
     }
