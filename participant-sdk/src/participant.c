@@ -112,12 +112,20 @@ static int link_init_timers(struct saga__link *link)
     return 0;
 }
 
-/* Adds a link for `addr` unless one exists; connects it when attached. */
+/* Adds a link for `addr` unless one exists (a retired one comes back);
+ * connects it when attached. */
 static void link_add(saga_participant_t *p, const char *addr)
 {
     for (size_t i = 0; i < p->n_links; i++) {
-        if (strcmp(p->links[i]->addr, addr) == 0)
-            return;
+        struct saga__link *old = p->links[i];
+        if (strcmp(old->addr, addr) != 0)
+            continue;
+        if (old->state == SAGA__LINK_RETIRED && p->attached && !p->stopping) {
+            saga__log(&p->log, SAGA_LOG_INFO, NULL, "coordinator.peer_added", "addr=%s", addr);
+            old->failures = 0;
+            link_connect(old);
+        }
+        return;
     }
     struct saga__link *link = link_new(p, addr);
     if (link == NULL) {
@@ -152,7 +160,7 @@ static void on_retry_timer(uv_timer_t *t)
 static void link_schedule_retry(struct saga__link *link)
 {
     saga_participant_t *p = link->p;
-    if (p->stopping)
+    if (p->stopping || link->state == SAGA__LINK_RETIRED)
         return;
     unsigned delay =
         saga__backoff(p->reconnect_min_ms, p->reconnect_max_ms, link->failures, &p->rng);
@@ -230,7 +238,8 @@ static void link_lost(struct saga__link *link, int err, const char *reason)
     saga_participant_t *p = link->p;
     int was_ready = link->state == SAGA__LINK_READY;
     link->conn = NULL;
-    link->state = SAGA__LINK_IDLE;
+    if (link->state != SAGA__LINK_RETIRED)
+        link->state = SAGA__LINK_IDLE;
     uv_timer_stop(&link->hb_timer);
     for (struct saga__query *q = p->queries; q != NULL; q = q->next) {
         if (q->link == link) {
@@ -259,6 +268,20 @@ static void link_close(struct saga__link *link, int err, const char *reason)
         return;
     saga__conn_close(link->conn);
     link_lost(link, err, reason);
+}
+
+/* A peer the coordinators no longer list: close it and stop reconnecting
+ * (the link stays, in case the address comes back). */
+static void link_retire(struct saga__link *link)
+{
+    saga_participant_t *p = link->p;
+    saga__log(&p->log, SAGA_LOG_INFO, NULL, "coordinator.peer_removed", "addr=%s", link->addr);
+    uv_timer_stop(&link->retry_timer);
+    link->state = SAGA__LINK_RETIRED;
+    if (link->conn != NULL) {
+        saga__conn_close(link->conn);
+        link_lost(link, SAGA_ECLOSED, "no longer a peer");
+    }
 }
 
 static void on_conn_connect(struct saga__conn *conn, void *owner)
@@ -321,15 +344,6 @@ static void link_connect(struct saga__link *link)
 
 /* ---- messages ------------------------------------------------------------------ */
 
-static void send_error(struct saga__link *link, uint64_t request_id, int code, const char *text)
-{
-    struct wire_msg m = {.request_id = request_id, .type = WIRE_ERROR};
-    m.error.code = code;
-    m.error.message = (char *)text;
-    m.error.fatal = false;
-    (void)link_send(link, &m);
-}
-
 static void send_reply(struct saga__link *link, uint64_t request_id, const struct wire_command *c,
                        saga_outcome_t outcome, const uint8_t *out, size_t out_len,
                        const char *reason)
@@ -349,12 +363,30 @@ static void send_reply(struct saga__link *link, uint64_t request_id, const struc
         link->p->stats.dropped++;
 }
 
-void saga__call_reply(struct saga_call *call)
+/* The link to answer `call` on: the connection the command came on, or else
+ * a live connection to the same coordinator; NULL when there is none. */
+static struct saga__link *reply_link(struct saga_call *call)
 {
     saga_participant_t *p = call->p;
     struct saga__link *link = call->link;
-    if (link == NULL || link->conn == NULL || link->gen != call->gen ||
-        link->state != SAGA__LINK_READY) {
+    if (link != NULL && link->conn != NULL && link->gen == call->gen &&
+        link->state == SAGA__LINK_READY)
+        return link;
+    if (call->coord_id[0] == '\0')
+        return NULL;
+    for (size_t i = 0; i < p->n_links; i++) {
+        struct saga__link *l = p->links[i];
+        if (l->state == SAGA__LINK_READY && strcmp(l->coord_id, call->coord_id) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+void saga__call_reply(struct saga_call *call)
+{
+    saga_participant_t *p = call->p;
+    struct saga__link *link = reply_link(call);
+    if (link == NULL) {
         p->stats.dropped++;
         saga__log(&p->log, SAGA_LOG_INFO, call->id_text, "reply.dropped",
                   "step=%s op=%s attempt=%u reason=connection_closed", call->cmd.step,
@@ -394,7 +426,7 @@ static void handle_command(struct saga__link *link, uint64_t request_id, struct 
                  saga_op_name(c->op));
         saga__log(&p->log, SAGA_LOG_WARN, id_text, "command.no_handler", "action=%s op=%s",
                   c->action, saga_op_name(c->op));
-        send_error(link, request_id, SAGA_ENOSERVICE, text);
+        send_reply(link, request_id, c, SAGA_OUTCOME_RETRY, NULL, 0, text);
         return;
     }
 
@@ -408,6 +440,7 @@ static void handle_command(struct saga__link *link, uint64_t request_id, struct 
             call->link = link;
             call->gen = link->gen;
             call->request_id = request_id;
+            memcpy(call->coord_id, link->coord_id, sizeof(call->coord_id));
             saga__log(&p->log, SAGA_LOG_DEBUG, id_text, "command.duplicate",
                       "step=%s op=%s attempt=%u", c->step, saga_op_name(c->op), c->attempt);
             return;
@@ -430,6 +463,7 @@ static void handle_command(struct saga__link *link, uint64_t request_id, struct 
     call->link = link;
     call->gen = link->gen;
     call->request_id = request_id;
+    memcpy(call->coord_id, link->coord_id, sizeof(call->coord_id));
     call->next = p->calls;
     if (p->calls != NULL)
         p->calls->prev = call;
@@ -451,6 +485,7 @@ static void handle_hello_ok(struct saga__link *link, const struct wire_hello_ok 
     }
     link->state = SAGA__LINK_READY;
     link->failures = 0;
+    snprintf(link->coord_id, sizeof(link->coord_id), "%s", h->coordinator_id);
     p->stats.connects++;
     link_heartbeat_start(link,
                          h->heartbeat_interval_ms > 0 ? h->heartbeat_interval_ms : p->heartbeat_ms);
@@ -466,6 +501,16 @@ static void handle_hello_ok(struct saga__link *link, const struct wire_hello_ok 
     link_send_register(link);
     for (size_t i = 0; i < h->n_peers; i++)
         link_add(p, h->peers[i]);
+    /* Peers learned earlier that the coordinators no longer list. An empty
+     * list says nothing (a coordinator that does not know its peers). */
+    for (size_t i = 0; i < p->n_links && h->n_peers > 0; i++) {
+        struct saga__link *l = p->links[i];
+        int listed = 0;
+        for (size_t j = 0; j < h->n_peers && !listed; j++)
+            listed = strcmp(h->peers[j], l->addr) == 0;
+        if (!listed && !l->configured && l != link && l->state != SAGA__LINK_RETIRED)
+            link_retire(l);
+    }
     query_flush(p);
 }
 
@@ -795,8 +840,14 @@ SAGA_EXTERN saga_participant_t *saga_participant_new(const saga_participant_opti
         goto fail_mutex;
     for (size_t i = 0; i < n_addrs; i++) {
         link_add(p, addrs[i]);
-        if (p->n_links != i + 1)
+        struct saga__link *added = NULL;
+        for (size_t k = 0; k < p->n_links && added == NULL; k++) {
+            if (strcmp(p->links[k]->addr, addrs[i]) == 0)
+                added = p->links[k];
+        }
+        if (added == NULL)
             goto fail_links;
+        added->configured = 1;
     }
     saga__strv_free(addrs, n_addrs);
     return p;

@@ -17,7 +17,11 @@ enum saga__link_state {
     SAGA__LINK_CONNECTING, /* TCP under way */
     SAGA__LINK_HELLO,      /* Hello sent, waiting for HelloOk */
     SAGA__LINK_READY,      /* HelloOk received: commands flow */
+    SAGA__LINK_RETIRED,    /* a peer no longer listed: no reconnects */
 };
+
+/* Room for a coordinator id (longer ones are cut; they only match replies). */
+#define SAGA__COORD_ID_MAX 128
 
 /* One coordinator address and the connection to it, kept for the life of the
  * participant (connections come and go; the link stays). */
@@ -31,9 +35,11 @@ struct saga__link {
     uint64_t gen; /* bumped for each connection */
     uv_timer_t retry_timer;
     uv_timer_t hb_timer;
-    int timers_init;   /* both timers initialised (to be closed) */
-    unsigned failures; /* connections in a row that did not reach HelloOk */
-    unsigned silent;   /* heartbeat ticks with no frame received */
+    int timers_init; /* both timers initialised (to be closed) */
+    int configured;  /* from the options (never retired), not learned from peers */
+    char coord_id[SAGA__COORD_ID_MAX]; /* from the last HelloOk */
+    unsigned failures;                 /* connections in a row that did not reach HelloOk */
+    unsigned silent;                   /* heartbeat ticks with no frame received */
     unsigned hb_ms;
     uint64_t register_req;
     uint64_t ping_nonce;
@@ -62,7 +68,8 @@ struct saga_call {
     struct saga__link *link;
     uint64_t gen;
     uint64_t request_id;
-    struct saga_call *prev, *next; /* p->calls (loop thread only) */
+    char coord_id[SAGA__COORD_ID_MAX]; /* the coordinator that sent the command */
+    struct saga_call *prev, *next;     /* p->calls (loop thread only) */
     /* under p->mu */
     int in_handler; /* handed to its handler, which has not returned */
     int done;       /* completed */

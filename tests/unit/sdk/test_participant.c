@@ -129,6 +129,12 @@ static void attach_and_register(struct env *e)
     assert_true(run_until(&e->loop, registered, e, 2000));
 }
 
+static int two_conns(void *arg)
+{
+    struct env *e = arg;
+    return e->f.n_conns >= 2 && fake_count(fake_last(&e->f), WIRE_REGISTER) > 0;
+}
+
 /* ---- handlers ---- */
 
 static void h_echo(saga_call_t *call, void *data)
@@ -448,14 +454,14 @@ static void test_no_handler(void **state)
     attach_and_register(e);
     send_command(e, 9, "reserve", SAGA_OP_COMPENSATE, 0, 1); /* op not registered */
     send_command(e, 10, "unknown", SAGA_OP_ACTION, 0, 1);
-    run_for(&e->loop, 50);
+    reply_target = 2;
+    assert_true(run_until(&e->loop, has_replies, e, 2000));
     struct fake_conn *c = fake_last(&e->f);
-    assert_int_equal(fake_count(c, WIRE_REPLY), 0);
-    assert_int_equal(fake_count(c, WIRE_ERROR), 2);
-    const struct wire_msg *m = fake_find(c, WIRE_ERROR, 0);
+    const struct wire_msg *m = fake_find(c, WIRE_REPLY, 0);
     assert_int_equal(m->request_id, 9);
-    assert_int_equal(m->error.code, SAGA_ENOSERVICE);
-    assert_false(m->error.fatal);
+    assert_int_equal(m->reply.outcome, SAGA_OUTCOME_RETRY);
+    assert_string_equal(m->reply.error, "no handler for action reserve op compensate");
+    assert_int_equal(fake_find(c, WIRE_REPLY, 1)->reply.outcome, SAGA_OUTCOME_RETRY);
     assert_false(c->closed);
     assert_int_equal(e->calls, 0);
 }
@@ -640,12 +646,6 @@ static void test_ping_pong(void **state)
     assert_int_equal(r->pong.nonce, 42);
 }
 
-static int two_conns(void *arg)
-{
-    struct env *e = arg;
-    return e->f.n_conns >= 2 && fake_count(fake_last(&e->f), WIRE_REGISTER) > 0;
-}
-
 static void test_heartbeat(void **state)
 {
     struct env *e = *state;
@@ -767,6 +767,12 @@ static void test_frame_too_big_closes(void **state)
     assert_non_null(strstr(e->logs, "err=SAGA_ETOOBIG"));
 }
 
+static int closed_again(void *arg)
+{
+    struct env *e = arg;
+    return e->f.n_conns >= 2;
+}
+
 static void test_reply_dropped(void **state)
 {
     struct env *e = *state;
@@ -778,15 +784,36 @@ static void test_reply_dropped(void **state)
     send_command(e, 20, "reserve", SAGA_OP_ACTION, 0, 1);
     run_for(&e->loop, 40);
     assert_int_equal(e->n_held, 1);
+    e->f.close_on_accept = 1; /* no live connection to that coordinator */
     fake_close_conn(fake_last(&e->f));
-    assert_true(run_until(&e->loop, two_conns, e, 2000));
+    assert_true(run_until(&e->loop, closed_again, e, 2000));
     assert_int_equal(saga_call_ok(e->held[0], "x", 1), 0);
     run_for(&e->loop, 40);
-    assert_int_equal(fake_count(fake_last(&e->f), WIRE_REPLY), 0);
+    assert_int_equal(fake_count(e->f.conns[0], WIRE_REPLY), 0);
     saga_participant_stats_t st;
     saga_participant_stats(e->p, &st);
     assert_int_equal(st.dropped, 1);
     assert_int_equal(st.replies, 0);
+    assert_non_null(strstr(e->logs, "event=reply.dropped"));
+}
+
+static void test_reply_after_reconnect(void **state)
+{
+    struct env *e = *state;
+    saga_participant_options_t o = base_options(e);
+    connect_participant(e, &o);
+    assert_int_equal(
+        saga_participant_on(e->p, "reserve", &(saga_handlers_t){.action = h_hold, .data = e}), 0);
+    attach_and_register(e);
+    send_command(e, 24, "reserve", SAGA_OP_ACTION, 0, 1);
+    run_for(&e->loop, 40);
+    fake_close_conn(fake_last(&e->f));
+    assert_true(run_until(&e->loop, two_conns, e, 2000));
+    /* the same coordinator again: the reply goes out on the new connection */
+    assert_int_equal(saga_call_ok(e->held[0], "x", 1), 0);
+    reply_target = 1;
+    assert_true(run_until(&e->loop, has_replies, e, 2000));
+    assert_int_equal(fake_find(fake_last(&e->f), WIRE_REPLY, 0)->request_id, 24);
 }
 
 static void test_redelivery_answers_once(void **state)
@@ -938,6 +965,39 @@ static void test_peers(void **state)
     fake_stop(&second);
 }
 
+static void test_peer_removed(void **state)
+{
+    struct env *e = *state;
+    struct fake second = {.auto_hello = 1, .auto_ack = 1, .auto_pong = 1, .heartbeat_ms = 1000};
+    assert_int_equal(fake_start(&second, &e->loop), 0);
+    e->f.peers[0] = e->f.addr;
+    e->f.peers[1] = second.addr;
+    e->f.n_peers = 2;
+    saga_participant_options_t o = base_options(e);
+    connect_participant(e, &o);
+    attach_and_register(e);
+    for (int i = 0; i < 200 && fake_count(fake_last(&second), WIRE_REGISTER) == 0; i++)
+        run_for(&e->loop, 5);
+    assert_int_equal(second.n_conns, 1);
+    /* the first coordinator stops listing the second: dropped, not retried */
+    e->f.n_peers = 1;
+    fake_close_conn(fake_last(&e->f));
+    assert_true(run_until(&e->loop, two_conns, e, 2000));
+    run_for(&e->loop, 150);
+    assert_true(fake_last(&second)->peer_eof);
+    assert_int_equal(second.n_conns, 1);
+    assert_non_null(strstr(e->logs, "event=coordinator.peer_removed"));
+    /* listed again: connected again */
+    e->f.n_peers = 2;
+    fake_close_conn(fake_last(&e->f));
+    for (int i = 0; i < 400 && second.n_conns < 2; i++)
+        run_for(&e->loop, 5);
+    assert_int_equal(second.n_conns, 2);
+    saga_participant_free(&e->p);
+    run_for(&e->loop, 20);
+    fake_stop(&second);
+}
+
 static void test_version_mismatch(void **state)
 {
     struct env *e = *state;
@@ -1042,6 +1102,8 @@ int main(void)
         T(test_garbage_closes),
         T(test_frame_too_big_closes),
         T(test_reply_dropped),
+        T(test_reply_after_reconnect),
+        T(test_peer_removed),
         T(test_redelivery_answers_once),
         T(test_max_in_flight),
         T(test_in_doubt),
