@@ -294,7 +294,7 @@ static void handle(saga_call_t *call, void *data)
 static void log_line(saga_log_level_t level, const char *line, void *data)
 {
     struct peer *pr = data;
-    static const char *names[] = {"", "debug", "info", "warn", "error"};
+    static const char *const names[] = {"", "debug", "info", "warn", "error"};
     fprintf(stderr, "saga-testpeer service=%s level=%s %s\n", pr->service,
             level >= SAGA_LOG_DEBUG && level <= SAGA_LOG_ERROR ? names[level] : "?", line);
 }
@@ -321,7 +321,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int parse_level(const char *s, saga_log_level_t *out)
 {
-    static const char *names[] = {"debug", "info", "warn", "error", "off"};
+    static const char *const names[] = {"debug", "info", "warn", "error", "off"};
     for (int i = 0; i < 5; i++) {
         if (strcmp(s, names[i]) == 0) {
             *out = (saga_log_level_t)(i + 1);
