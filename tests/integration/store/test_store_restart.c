@@ -1,0 +1,5 @@
+/* Placeholder. */
+int main(void)
+{
+    return 77;
+}
