@@ -872,6 +872,8 @@ struct op_claim {
     store_claim_cb cb;
     unsigned max;
     unsigned flags;
+    int one; /* store_reclaim() */
+    char id_text[37];
     uint64_t token;
     char owner_max[16];
     char token_text[24];
@@ -887,13 +889,17 @@ static int claim_build(struct op *op, struct pg_query *q)
     struct op_claim *c = (struct op_claim *)op;
     /* After a lost attempt, take back exactly what that attempt took. */
     enum stmt_id stmt = op->lost                       ? STMT_CLAIM_TOKEN
+                        : c->one                       ? STMT_CLAIM_ONE
                         : (c->flags & STORE_CLAIM_OWN) ? STMT_CLAIM_OWN
                                                        : STMT_CLAIM_EXPIRED;
-    op_query(op, q, 0, stmt, 4);
+    op_query(op, q, 0, stmt, stmt == STMT_CLAIM_ONE ? 6 : 5);
     op_param_text(op, 0, 0, op->s->owner);
     op_param_text(op, 0, 1, c->owner_max);
     op_param_text(op, 0, 2, c->token_text);
     op_param_text(op, 0, 3, c->lease_text);
+    op_param_text(op, 0, 4, op->s->holder_text);
+    if (stmt == STMT_CLAIM_ONE)
+        op_param_text(op, 0, 5, c->id_text);
     return 1;
 }
 
@@ -1023,20 +1029,42 @@ static const struct op_vtbl claim_vtbl = {
     .retry = claim_retry,
 };
 
-int store_claim(struct store *s, unsigned max, unsigned flags, store_claim_cb cb, void *data)
+static struct op_claim *claim_new(struct store *s, unsigned max, store_claim_cb cb, void *data)
 {
-    if (!s || !cb || max == 0 || max > CLAIM_MAX || (flags & ~(unsigned)STORE_CLAIM_OWN))
-        return SAGA_EINVAL;
     struct op_claim *c = (struct op_claim *)op_new(s, &claim_vtbl, sizeof(*c), data);
     if (!c)
-        return SAGA_ENOMEM;
+        return NULL;
     c->cb = cb;
     c->max = max;
-    c->flags = flags;
     c->token = store_token(s);
     snprintf(c->owner_max, sizeof(c->owner_max), "%u", max);
     snprintf(c->token_text, sizeof(c->token_text), "%" PRId64, (int64_t)c->token);
     snprintf(c->lease_text, sizeof(c->lease_text), "%" PRIu32, s->lease_ms);
+    return c;
+}
+
+int store_claim(struct store *s, unsigned max, unsigned flags, store_claim_cb cb, void *data)
+{
+    if (!s || !cb || max == 0 || max > CLAIM_MAX || (flags & ~(unsigned)STORE_CLAIM_OWN))
+        return SAGA_EINVAL;
+    struct op_claim *c = claim_new(s, max, cb, data);
+    if (!c)
+        return SAGA_ENOMEM;
+    c->flags = flags;
+    return op_submit(&c->op);
+}
+
+int store_reclaim(struct store *s, const struct saga_id *id, store_claim_cb cb, void *data)
+{
+    if (!s || !id || !cb)
+        return SAGA_EINVAL;
+    struct op_claim *c = claim_new(s, 1, cb, data);
+    if (!c)
+        return SAGA_ENOMEM;
+    c->one = 1;
+    store_id_format(id, c->id_text);
+    /* Recovery work: it waits for the database as long as it takes. */
+    c->op.deadline = UINT64_MAX;
     return op_submit(&c->op);
 }
 
@@ -1110,7 +1138,8 @@ int store_renew(struct store *s, store_count_cb cb, void *data)
         return SAGA_ENOMEM;
     snprintf(c->num[0], sizeof(c->num[0]), "%" PRIu32, s->lease_ms);
     c->params[1] = c->num[0];
-    c->n_params = 2;
+    c->params[2] = s->holder_text;
+    c->n_params = 3;
     return op_submit(&c->op);
 }
 

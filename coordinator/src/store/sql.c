@@ -44,8 +44,8 @@ static const char sql_write[] =
     "), ins AS ("
     " INSERT INTO sagas AS s (id, write_token, definition, version, mode, n_steps, status, input,"
     " idempotency_key, created_at, wake_at, deadline_at, error, events, owner, epoch,"
-    " lease_until, updated_at)"
-    " SELECT c.*, $1, 1, now() + $2::int8 " MS ", now()"
+    " lease_until, updated_at, holder)"
+    " SELECT c.*, $1, 1, now() + $2::int8 " MS ", now(), $43::int8"
     " FROM unnest($12::uuid[], $13::int8[], $14::text[], $15::int4[], $16::int2[], $17::int2[],"
     " $18::int2[], $19::bytea[], $20::text[], $21::timestamptz[], $22::timestamptz[],"
     " $23::timestamptz[], $24::text[], $25::int4[]) AS c"
@@ -108,8 +108,10 @@ static const char sql_get_events[] = "SELECT seq, at, kind, step, attempt, statu
                                      " FROM saga_events WHERE saga_id = $1::uuid ORDER BY seq";
 
 /* Claims: lock up to $2 rows (skipping rows others hold), move them to this
- * owner at a new epoch, then return them with their steps (kind 1) and their
- * definitions (kind 2) in one result:
+ * owner ($1) and store incarnation ($5) at a new epoch, then return them with
+ * their steps (kind 1) and their definitions (kind 2) in one result. $3 is the
+ * claim's token (a retry after a lost connection finds what it took), $4 the
+ * lease length, $6 (reclaim only) the saga id. Columns:
  *   kind, id, epoch, name, version, mode, n (n_steps or step), status,
  *   data (input or output), txt (error or canonical), created, deadline,
  *   wake, attempts, compensate_attempts, hash */
@@ -118,8 +120,8 @@ static const char sql_get_events[] = "SELECT seq, at, kind, step, attempt, statu
     " SELECT id FROM sagas WHERE " ACTIVE " AND " cond " ORDER BY lease_until LIMIT $2::int4"  \
     " FOR UPDATE SKIP LOCKED"                                                                  \
     "), u AS ("                                                                                \
-    " UPDATE sagas s SET owner = $1, epoch = s.epoch + 1,"                                     \
-    " lease_until = now() + $4::int8 " MS ", write_token = $3::int8"                           \
+    " UPDATE sagas s SET owner = $1, epoch = s.epoch + 1, holder = $5::int8,"                  \
+    " lease_until = now() + $4::int8 " MS ", write_token = $3::int8, updated_at = now()"       \
     " FROM c WHERE s.id = c.id"                                                                \
     " RETURNING s.id, s.epoch, s.definition, s.version, s.mode, s.n_steps, s.status, s.input," \
     " s.error, s.created_at, s.deadline_at, s.wake_at"                                         \
@@ -137,14 +139,19 @@ static const char sql_get_events[] = "SELECT seq, at, kind, step, attempt, statu
     " FROM saga_definitions d WHERE (d.name, d.version) IN (SELECT definition, version FROM u)"
 
 static const char sql_claim_expired[] = CLAIM("lease_until < now()");
-static const char sql_claim_own[] = CLAIM("owner = $1");
+/* Left under this owner id by an earlier incarnation (a restart). */
+static const char sql_claim_own[] = CLAIM("owner = $1 AND holder <> $5::int8");
 static const char sql_claim_token[] = CLAIM("owner = $1 AND write_token = $3::int8");
+/* One saga this owner holds (to load it again), or whose lease ended. */
+static const char sql_claim_one[] = CLAIM("id = $6::uuid AND (owner = $1 OR lease_until < now())");
 
-/* Rows a write batch holds are skipped: waiting for them could deadlock with
- * that batch, and the batch extends their lease itself. */
+/* The sagas this incarnation holds. Rows a write batch holds are skipped:
+ * waiting for them could deadlock with that batch, and the batch extends their
+ * lease itself. */
 static const char sql_renew[] =
     "UPDATE sagas s SET lease_until = now() + $2::int8 " MS
-    " FROM (SELECT id FROM sagas WHERE owner = $1 AND " ACTIVE " FOR UPDATE SKIP LOCKED) l"
+    " FROM (SELECT id FROM sagas WHERE owner = $1 AND holder = $3::int8 AND " ACTIVE
+    " FOR UPDATE SKIP LOCKED) l"
     " WHERE s.id = l.id";
 
 static const char sql_release[] = "UPDATE sagas SET owner = NULL, lease_until = now()"
@@ -181,6 +188,7 @@ const struct pg_stmt store_stmts[STMT_COUNT_] = {
     [STMT_CLAIM_EXPIRED] = {"saga_claim_expired", sql_claim_expired},
     [STMT_CLAIM_OWN] = {"saga_claim_own", sql_claim_own},
     [STMT_CLAIM_TOKEN] = {"saga_claim_token", sql_claim_token},
+    [STMT_CLAIM_ONE] = {"saga_claim_one", sql_claim_one},
     [STMT_RENEW] = {"saga_renew", sql_renew},
     [STMT_RELEASE] = {"saga_release", sql_release},
     [STMT_RELEASE_TOKEN] = {"saga_release_token", sql_release_token},

@@ -1,6 +1,7 @@
 /* The store's lifecycle: the connection pool, reconnects with backoff, the
  * flush before the loop sleeps, and the tick that enforces deadlines. Holds no
  * SQL (sql.c) and no batch logic (write.c); only pg.c talks to libpq. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -233,6 +234,10 @@ int store_open(uv_loop_t *loop, const struct store_config *cfg, struct store **o
         seed = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     s->rng = seed;
     s->next_token = rng_next(&s->rng);
+    do
+        s->holder = rng_next(&s->rng) & ((UINT64_C(1) << 62) - 1);
+    while (s->holder == 0);
+    snprintf(s->holder_text, sizeof(s->holder_text), "%llu", (unsigned long long)s->holder);
 
     for (unsigned i = 0; i < s->pool_size; i++) {
         struct store_conn *sc = &s->conns[i];

@@ -259,14 +259,27 @@ typedef void (*store_claim_cb)(const struct store_claim *c, int status);
 
 enum store_claim_flags {
     STORE_CLAIM_EXPIRED = 0, /* sagas whose lease ended */
-    STORE_CLAIM_OWN = 1,     /* sagas held under this owner id (a restart with the same id) */
+    /* Sagas held under this owner id by an earlier process (a restart with the
+     * same id), whatever their lease; never the ones this store took. */
+    STORE_CLAIM_OWN = 1,
 };
 
 /* Takes up to `max` sagas (oldest lease first; rows another claimer holds are
  * skipped), bumps their epoch, leases them to this owner, and loads them for
- * the engine's rebuild. Returns SAGA_EINVAL for max 0 or over 1000. */
+ * the engine's rebuild. Returns SAGA_EINVAL for max 0 or over 1000. When the
+ * database stops answering mid-claim the claim is retried so that what it took
+ * is returned; if it finally fails, whatever it may have taken is given back
+ * (released) once the database answers again. */
 int store_claim(struct store *s, unsigned max, unsigned flags, store_claim_cb cb,
                 void *data) MUST_CHECK;
+
+/* Takes one saga again (a new epoch) and loads it: for a saga whose in-memory
+ * state can no longer be trusted, e.g. after a write of it failed. Succeeds
+ * with n == 1 when this owner id holds it or its lease ended, with n == 0 when
+ * another coordinator holds it or it has ended. Waits for the database without
+ * a deadline. */
+int store_reclaim(struct store *s, const struct saga_id *id, store_claim_cb cb,
+                  void *data) MUST_CHECK;
 
 struct store_count {
     void *data;
@@ -275,8 +288,9 @@ struct store_count {
 
 typedef void (*store_count_cb)(const struct store_count *c, int status);
 
-/* Extends every lease this owner holds to now + lease_ms, in one statement.
- * Rows a write holds at that moment are skipped (the write extends them). */
+/* Extends every lease this store holds (sagas it created or claimed) to now +
+ * lease_ms, in one statement. Rows a write holds at that moment are skipped
+ * (a write extends the lease of its saga once half of it has passed). */
 int store_renew(struct store *s, store_count_cb cb, void *data) MUST_CHECK;
 
 /* Gives up every lease this owner holds (on shutdown), so peers may claim at

@@ -29,6 +29,7 @@ enum stmt_id {
     STMT_CLAIM_EXPIRED,
     STMT_CLAIM_OWN,
     STMT_CLAIM_TOKEN,
+    STMT_CLAIM_ONE,
     STMT_RENEW,
     STMT_RELEASE,
     STMT_RELEASE_TOKEN,
@@ -85,6 +86,7 @@ enum {
     WP_E_ATT,
     WP_E_STATUS,
     WP_E_DETAIL,
+    WP_HOLDER,
     WP_COUNT_
 };
 
@@ -250,6 +252,8 @@ struct store {
     struct op *ops_tail;
 
     uint64_t next_token;
+    uint64_t holder; /* this incarnation, in sagas.holder */
+    char holder_text[24];
     uint64_t rng;
     struct store_stats stats;
 };

@@ -441,7 +441,7 @@ struct span {
     size_t from, to; /* writers [from, to) of the batch */
 };
 
-/* Writes the 42 array parameters of STMT_WRITE for writers `sp` of the batch;
+/* Writes the array parameters of STMT_WRITE for writers `sp` of the batch;
  * offsets[] and sizes[] receive where each landed in the buffer. */
 static void encode_write(struct batch *b, struct span sp, size_t offsets[WP_COUNT_],
                          size_t sizes[WP_COUNT_])
@@ -496,9 +496,10 @@ static void encode_write(struct batch *b, struct span sp, size_t offsets[WP_COUN
         sizes[param] = buf->len - offsets[param];       \
     } while (0)
 
-    /* $1 owner and $2 lease are scalars the caller points at. */
+    /* $1 owner, $2 lease and $43 holder are scalars the caller points at. */
     offsets[WP_OWNER] = sizes[WP_OWNER] = 0;
     offsets[WP_LEASE_MS] = sizes[WP_LEASE_MS] = 0;
+    offsets[WP_HOLDER] = sizes[WP_HOLDER] = 0;
 
     ARRAY(WP_W_ID, PG_OID_UUID, !x->is_create, pgarr_uuid(buf, &a, &x->pub.id));
     ARRAY(WP_W_EPOCH, PG_OID_INT8, !x->is_create, pgarr_i64(buf, &a, (int64_t)x->epoch));
@@ -597,7 +598,7 @@ static void batch_free(struct batch *b)
 
 /* Lays out the statements: one main (+ check) for the whole batch, or one
  * main (+ check) per writer when isolated. All parameters are binary; the
- * lease length sits once at the start of the buffer. */
+ * lease length and the holder sit once at the start of the buffer. */
 static int batch_encode(struct batch *b)
 {
     size_t groups = b->isolated ? b->n : 1;
@@ -616,9 +617,11 @@ static int batch_encode(struct batch *b)
     if (!b->q || !b->q_writer || !b->q_check || !b->values || !b->lengths || !b->formats || !off ||
         !len)
         goto out;
-    uint8_t lease[8];
+    uint8_t lease[8], holder[8];
     enc_i64(lease, b->s->lease_ms);
+    enc_i64(holder, (int64_t)b->s->holder);
     buf_put(&b->buf, lease, sizeof(lease));
+    buf_put(&b->buf, holder, sizeof(holder));
     size_t k = 0, p = 0;
     for (size_t g = 0; g < groups; g++) {
         struct span sp = b->isolated ? (struct span){g, g + 1} : (struct span){0, b->n};
@@ -628,6 +631,8 @@ static int batch_encode(struct batch *b)
         encode_write(b, sp, off + p, len + p);
         off[p + WP_LEASE_MS] = 0;
         len[p + WP_LEASE_MS] = sizeof(lease);
+        off[p + WP_HOLDER] = sizeof(lease);
+        len[p + WP_HOLDER] = sizeof(holder);
         p += WP_COUNT_;
         k++;
         if (encode_check(b, sp, off + p, len + p)) {

@@ -664,9 +664,18 @@ static void test_leases(void **state)
     write_ok(fx, &id, 2, NULL, &step, 1, &r);
     assert_int_equal(r.status, 0);
 
-    /* A restart under the same owner id takes its own sagas at once. */
+    /* This store's own-claim never takes again what it holds... */
     memset(&cl, 0, sizeof(cl));
     assert_int_equal(store_claim(fx->s, 1000, STORE_CLAIM_OWN, on_claim, &cl), 0);
+    itest_wait(&fx->loop, &cl.done, 1, 5000);
+    assert_int_equal(cl.status, 0);
+    assert_int_equal(cl.n, 0);
+
+    /* ...but a restart under the same owner id takes them at once, and the
+     * earlier process is fenced. */
+    struct store *again = itest_store_open(&fx->loop, fx->url, "coord-a", NULL);
+    memset(&cl, 0, sizeof(cl));
+    assert_int_equal(store_claim(again, 1000, STORE_CLAIM_OWN, on_claim, &cl), 0);
     itest_wait(&fx->loop, &cl.done, 1, 5000);
     assert_int_equal(cl.status, 0);
     assert_true(cl.n >= 1);
@@ -678,6 +687,23 @@ static void test_leases(void **state)
     assert_true(found >= 0);
     assert_int_equal(cl.epochs[found], 3);
     assert_string_equal(cl.outputs[found][1], "one");
+    write_ok(fx, &id, 2, NULL, &step, 1, &r);
+    assert_int_equal(r.status, SAGA_EFENCED);
+
+    /* Reclaim: one saga, by id, for the store that holds it. */
+    memset(&cl, 0, sizeof(cl));
+    assert_int_equal(store_reclaim(again, &id, on_claim, &cl), 0);
+    itest_wait(&fx->loop, &cl.done, 1, 5000);
+    assert_int_equal(cl.status, 0);
+    assert_int_equal(cl.n, 1);
+    assert_int_equal(cl.epochs[0], 4);
+    /* Another owner cannot reclaim a saga whose lease holds. */
+    memset(&cl, 0, sizeof(cl));
+    assert_int_equal(store_reclaim(fx->s, &id, on_claim, &cl), 0);
+    itest_wait(&fx->loop, &cl.done, 1, 5000);
+    assert_int_equal(cl.status, 0);
+    assert_int_equal(cl.n, 1); /* same owner id "coord-a": it may */
+    itest_store_close(&fx->loop, &again);
 
     assert_int_equal(store_claim(fx->s, 0, 0, on_claim, &cl), SAGA_EINVAL);
     assert_int_equal(store_claim(fx->s, 1, 8, on_claim, &cl), SAGA_EINVAL);
