@@ -7,7 +7,9 @@
 
 #include "client_int.h"
 
-#define DEFAULT_REQUEST_MS 30000
+#define DEFAULT_REQUEST_MS   30000
+#define DEFAULT_HEARTBEAT_MS 5000
+#define SILENT_INTERVALS     3
 
 enum client_state { CLIENT_IDLE, CLIENT_CONNECTING, CLIENT_HELLO, CLIENT_READY };
 
@@ -34,7 +36,13 @@ struct saga_client {
     uv_loop_t *loop;
     uv_loop_t own_loop;
     int own;
-    uv_timer_t timer;
+    uv_timer_t timer;    /* request deadlines */
+    uv_timer_t hb;       /* heartbeats while connected */
+    int handles;         /* timers not closed yet */
+    unsigned hb_ms;      /* from HelloOk */
+    uint64_t last_rx;    /* loop time of the last frame received, or of the
+                            first request after an idle spell */
+    uint64_t idle_since; /* private loop: when the last blocking call returned */
     int closing;
     int in_sync;
     struct saga__conn *conn;
@@ -127,6 +135,24 @@ static void on_timer(uv_timer_t *t)
     rearm(c);
 }
 
+/* Pings the coordinator, and gives up on it after three silent intervals
+ * while answers are awaited (an idle connection is not judged). */
+static void on_heartbeat(uv_timer_t *t)
+{
+    saga_client_t *c = t->data;
+    if (c->conn == NULL || c->state != CLIENT_READY)
+        return;
+    uint64_t now = uv_now(c->loop);
+    if (c->reqs != NULL && now - c->last_rx >= (uint64_t)SILENT_INTERVALS * c->hb_ms) {
+        client_close_conn(c, SAGA_ETIMEDOUT, "no frame from the coordinator for 3 heartbeats");
+        return;
+    }
+    struct wire_msg m = {.request_id = ++c->next_id, .type = WIRE_PING};
+    m.ping.nonce = c->next_id;
+    if (saga__conn_send(c->conn, &m) != 0)
+        client_close_conn(c, SAGA_EIO, "cannot send Ping");
+}
+
 /* ---- the connection ----------------------------------------------------------------- */
 
 static void on_conn_connect(struct saga__conn *conn, void *owner)
@@ -151,6 +177,7 @@ static void on_conn_close(struct saga__conn *conn, int err, const char *reason, 
     (void)conn;
     c->conn = NULL;
     c->state = CLIENT_IDLE;
+    uv_timer_stop(&c->hb);
     fail_all(c, err, reason);
     rearm(c);
 }
@@ -167,6 +194,7 @@ static struct creq *req_by_id(saga_client_t *c, uint64_t id)
 static void on_conn_msg(struct saga__conn *conn, struct wire_msg *msg, void *owner)
 {
     saga_client_t *c = owner;
+    c->last_rx = uv_now(c->loop);
     if (msg->type == WIRE_PING) {
         struct wire_msg m = {.request_id = msg->request_id, .type = WIRE_PONG};
         m.pong.nonce = msg->ping.nonce;
@@ -178,6 +206,9 @@ static void on_conn_msg(struct saga__conn *conn, struct wire_msg *msg, void *own
         if (msg->type == WIRE_HELLO_OK && msg->hello_ok.protocol_version == WIRE_PROTOCOL_VERSION) {
             saga__conn_set_max_frame(conn, msg->hello_ok.max_frame_bytes);
             c->state = CLIENT_READY;
+            c->hb_ms = msg->hello_ok.heartbeat_interval_ms > 0 ? msg->hello_ok.heartbeat_interval_ms
+                                                               : DEFAULT_HEARTBEAT_MS;
+            uv_timer_start(&c->hb, on_heartbeat, c->hb_ms, c->hb_ms);
             flush(c);
         } else if (msg->type == WIRE_ERROR) {
             client_close_conn(c, msg->error.code, msg->error.message);
@@ -232,6 +263,7 @@ static void client_close_conn(saga_client_t *c, int err, const char *reason)
     saga__conn_close(c->conn);
     c->conn = NULL;
     c->state = CLIENT_IDLE;
+    uv_timer_stop(&c->hb);
     fail_all(c, err, reason);
     rearm(c);
 }
@@ -272,6 +304,8 @@ static int submit(saga_client_t *c, struct wire_msg *m, enum wire_type expect, u
     req->on_event = on_event;
     req->data = data;
     uv_update_time(c->loop);
+    if (c->reqs == NULL)
+        c->last_rx = uv_now(c->loop); /* silence before this request does not count */
     if (!no_deadline)
         req->deadline = uv_now(c->loop) + c->request_timeout_ms + extra_ms;
     struct creq **tail = &c->reqs;
@@ -496,6 +530,14 @@ static int sync_begin(saga_client_t *c, saga_result_t **out)
         *out = saga__result_error(rc, "blocking calls need a client without a loop, one at a time");
         return rc;
     }
+    /* The private loop did not run since the last call: take in what came
+     * (a close), and do not trust a connection left idle past a heartbeat
+     * interval (the coordinator may be about to drop it, or have done so). */
+    uv_update_time(c->loop);
+    uint64_t idle = uv_now(c->loop) - c->idle_since;
+    uv_run(c->loop, UV_RUN_NOWAIT);
+    if (c->conn != NULL && c->reqs == NULL && c->state == CLIENT_READY && idle > c->hb_ms)
+        client_close_conn(c, SAGA_ECLOSED, "idle");
     return 0;
 }
 
@@ -509,6 +551,8 @@ static int sync_end(saga_client_t *c, int rc, struct sync_slot *slot, saga_resul
     while (!slot->done)
         uv_run(c->loop, UV_RUN_ONCE);
     c->in_sync = 0;
+    uv_update_time(c->loop);
+    c->idle_since = uv_now(c->loop);
     *out = slot->res;
     return saga_result_status(slot->res);
 }
@@ -597,7 +641,7 @@ static void release(saga_client_t *c)
 static void on_timer_closed(uv_handle_t *h)
 {
     saga_client_t *c = h->data;
-    if (!c->own)
+    if (--c->handles == 0 && !c->own)
         release(c);
 }
 
@@ -631,7 +675,19 @@ SAGA_EXTERN saga_client_t *saga_client_new(const saga_client_options_t *o)
     if (uv_timer_init(c->loop, &c->timer) != 0)
         goto fail_loop;
     c->timer.data = c;
+    c->handles++;
+    if (uv_timer_init(c->loop, &c->hb) != 0)
+        goto fail_timer;
+    c->hb.data = c;
+    c->handles++;
     return c;
+fail_timer:
+    if (!c->own) {
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed); /* releases c */
+        return NULL;
+    }
+    uv_close((uv_handle_t *)&c->timer, NULL);
+    uv_run(&c->own_loop, UV_RUN_DEFAULT);
 fail_loop:
     if (c->own)
         uv_loop_close(&c->own_loop);
@@ -654,6 +710,7 @@ SAGA_EXTERN void saga_client_free(saga_client_t **cp)
         saga__conn_close(c->conn);
     c->conn = NULL;
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->hb, on_timer_closed);
     if (c->own) {
         uv_run(&c->own_loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->own_loop);

@@ -562,6 +562,27 @@ static void test_free_cancels(void **state)
     run_for(&e->loop, 20);
 }
 
+static void test_heartbeat(void **state)
+{
+    struct env *e = *state;
+    e->f.heartbeat_ms = 30;
+    new_async_client(e, e->f.addr, 2000);
+    /* a wait with no deadline stays open while the coordinator answers Pings */
+    assert_int_equal(saga_client_wait(e->c, ID_SILENT, 0, on_result, e), 0);
+    run_for(&e->loop, 200);
+    assert_int_equal(e->n_res, 0);
+    assert_true(fake_count(fake_last(&e->f), WIRE_PING) >= 3);
+    /* a silent coordinator is given up after three intervals */
+    e->f.auto_pong = 0;
+    uv_update_time(&e->loop);
+    uint64_t t0 = uv_now(&e->loop);
+    saga_result_t *r = await_one(e);
+    assert_int_equal(saga_result_status(r), SAGA_ETIMEDOUT);
+    uint64_t took = uv_now(&e->loop) - t0;
+    assert_true(took >= 60 && took < 1000);
+    assert_true(fake_last(&e->f)->peer_eof);
+}
+
 /* ---- blocking calls: the fake runs on a thread of its own ---- */
 
 static void on_quit(uv_async_t *a)
@@ -581,6 +602,29 @@ static void fake_thread(void *arg)
 static void sync_event(saga_client_t *c, const saga_event_t *ev, void *data)
 {
     on_event(c, ev, data);
+}
+
+static void test_blocking_idle(void **state)
+{
+    struct env *e = *state;
+    e->f.heartbeat_ms = 30;
+    uv_async_init(&e->loop, &e->quit, on_quit);
+    e->quit.data = e;
+    uv_thread_create(&e->thread, fake_thread, e);
+    saga_client_t *c = saga_client_new(&(saga_client_options_t){.coordinator = e->f.addr});
+    saga_result_t *r = NULL;
+    assert_int_equal(saga_client_get_sync(c, ID_OK, &r), 0);
+    saga_result_free(&r);
+    assert_int_equal(saga_client_get_sync(c, ID_OK, &r), 0); /* at once: same connection */
+    saga_result_free(&r);
+    uv_sleep(100); /* idle past a heartbeat: the next call connects again */
+    assert_int_equal(saga_client_get_sync(c, ID_OK, &r), 0);
+    saga_result_free(&r);
+    saga_client_free(&c);
+    uv_async_send(&e->quit);
+    uv_thread_join(&e->thread);
+    assert_int_equal(e->f.n_conns, 2);
+    run_for(&e->loop, 10);
 }
 
 static void test_blocking(void **state)
@@ -656,6 +700,8 @@ int main(void)
         T(test_connection_closed),
         T(test_auth_refused),
         T(test_free_cancels),
+        T(test_heartbeat),
+        T(test_blocking_idle),
         T(test_blocking),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);
