@@ -63,8 +63,8 @@ static void conn_fail(struct saga__conn *conn, int err, const char *reason)
     if (conn->closing)
         return;
     conn_shutdown(conn);
-    if (!conn->connected && err != SAGA_ETIMEDOUT)
-        err = SAGA_ECONNECT;
+    if (!conn->connected)
+        err = SAGA_ECONNECT; /* refused, unresolvable, unreachable, timed out */
     conn->cbs->on_close(conn, err, reason, conn->owner);
 }
 

@@ -71,9 +71,10 @@ struct saga__conn_cbs {
     /* One decoded message; the callee owns its contents (wire_msg_free_contents). */
     void (*on_msg)(struct saga__conn *conn, struct wire_msg *msg, void *owner);
     /* The connection failed or the peer closed it: SAGA_ECONNECT before it
-     * was up, else SAGA_ECLOSED, SAGA_EIO, SAGA_EPROTO, SAGA_ETOOBIG,
-     * SAGA_ETIMEDOUT. The conn is gone once this returns. Never called after
-     * the owner closed it with saga__conn_close(). */
+     * was up (the reason says why: refused, timed out, ...), else
+     * SAGA_ECLOSED, SAGA_EIO, SAGA_EPROTO, SAGA_ETOOBIG. The conn is gone once
+     * this returns. Never called after the owner closed it with
+     * saga__conn_close(). */
     void (*on_close)(struct saga__conn *conn, int err, const char *reason, void *owner);
 };
 
