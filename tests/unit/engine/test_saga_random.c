@@ -19,7 +19,7 @@
 
 #define MAX_STEPS     12
 #define CALM_LIMIT    20000 /* events after the chaos within which a saga must finish */
-#define DEFAULT_SAGAS 3000
+#define DEFAULT_SAGAS 30000
 
 struct rnd {
     uint64_t s;
