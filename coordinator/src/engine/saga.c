@@ -104,12 +104,6 @@ static uint32_t *counter_of(struct step_rt *st, uint8_t op)
     return is_backward_op(op) ? &st->compensate_attempts : &st->attempts;
 }
 
-static int is_final(saga_status_t status)
-{
-    return status == SAGA_STATUS_COMPLETED || status == SAGA_STATUS_COMPENSATED ||
-           status == SAGA_STATUS_COMMITTED || status == SAGA_STATUS_ABORTED;
-}
-
 /* Cuts `len` back so that it does not end inside a UTF-8 sequence. */
 static size_t utf8_cut(const char *text, size_t len)
 {
@@ -850,7 +844,7 @@ int saga_engine_start(struct saga *s, uint64_t now_ms, struct effects *fx)
 static enum saga_ignored match_out(const struct saga *s, uint32_t step, uint8_t op,
                                    uint32_t attempt)
 {
-    if (s->status == SAGA_STATUS_UNKNOWN || is_final(s->status))
+    if (s->status == SAGA_STATUS_UNKNOWN || saga_status_is_terminal(s->status))
         return SAGA_IGNORED_FINISHED;
     if (step >= s->def->n_steps)
         return SAGA_IGNORED_UNKNOWN_STEP;
@@ -949,7 +943,7 @@ int saga_engine_timer(struct saga *s, const struct saga_timer *timer, uint64_t n
         return refuse(fx, rc);
     if (timer == NULL || timer->kind < SAGA_TIMER_DEADLINE || timer->kind > SAGA_TIMER_BACKOFF)
         return refuse(fx, SAGA_EINVAL);
-    if (s->status == SAGA_STATUS_UNKNOWN || is_final(s->status))
+    if (s->status == SAGA_STATUS_UNKNOWN || saga_status_is_terminal(s->status))
         return ignore(s, fx, SAGA_IGNORED_FINISHED);
     if (timer->kind == SAGA_TIMER_DEADLINE)
         return on_deadline(s, now_ms, fx);
