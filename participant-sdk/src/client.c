@@ -26,8 +26,10 @@ struct creq {
 };
 
 struct saga_client {
-    char host[256];
-    int port;
+    char **addrs; /* "host:port": the configured ones, then peers learned */
+    size_t n_addrs;
+    size_t cur;   /* the address in use or tried last */
+    size_t tried; /* addresses tried in this round of connecting */
     char *token;
     char *label;
     char *instance;
@@ -54,6 +56,7 @@ struct saga_client {
 
 static void client_close_conn(saga_client_t *c, int err, const char *reason);
 static void on_timer(uv_timer_t *t);
+static int client_connect(saga_client_t *c);
 
 /* ---- requests ------------------------------------------------------------------ */
 
@@ -175,11 +178,41 @@ static void on_conn_close(struct saga__conn *conn, int err, const char *reason, 
 {
     saga_client_t *c = owner;
     (void)conn;
+    int was_connecting = c->state == CLIENT_CONNECTING;
     c->conn = NULL;
     c->state = CLIENT_IDLE;
     uv_timer_stop(&c->hb);
+    /* Cannot reach this coordinator: try the next one before giving up. */
+    if (was_connecting && err == SAGA_ECONNECT && c->reqs != NULL && c->tried < c->n_addrs) {
+        c->cur = (c->cur + 1) % c->n_addrs;
+        c->tried++;
+        if (client_connect(c) == 0)
+            return;
+    }
     fail_all(c, err, reason);
     rearm(c);
+}
+
+/* Remembers the coordinators HelloOk names, to fail over to them. */
+static void learn_peers(saga_client_t *c, const struct wire_hello_ok *h)
+{
+    for (size_t i = 0; i < h->n_peers; i++) {
+        char host[256];
+        int port;
+        int known = saga__addr_parse(h->peers[i], host, sizeof(host), &port) != 0;
+        for (size_t j = 0; j < c->n_addrs && !known; j++)
+            known = strcmp(c->addrs[j], h->peers[i]) == 0;
+        if (known)
+            continue;
+        char *copy = saga__strdup(h->peers[i]);
+        char **v = copy != NULL ? realloc(c->addrs, (c->n_addrs + 1) * sizeof(*v)) : NULL;
+        if (v == NULL) {
+            free(copy);
+            return;
+        }
+        c->addrs = v;
+        c->addrs[c->n_addrs++] = copy;
+    }
 }
 
 static struct creq *req_by_id(saga_client_t *c, uint64_t id)
@@ -209,6 +242,8 @@ static void on_conn_msg(struct saga__conn *conn, struct wire_msg *msg, void *own
             c->hb_ms = msg->hello_ok.heartbeat_interval_ms > 0 ? msg->hello_ok.heartbeat_interval_ms
                                                                : DEFAULT_HEARTBEAT_MS;
             uv_timer_start(&c->hb, on_heartbeat, c->hb_ms, c->hb_ms);
+            c->tried = 0;
+            learn_peers(c, &msg->hello_ok);
             flush(c);
         } else if (msg->type == WIRE_ERROR) {
             client_close_conn(c, msg->error.code, msg->error.message);
@@ -268,6 +303,21 @@ static void client_close_conn(saga_client_t *c, int err, const char *reason)
     rearm(c);
 }
 
+static int client_connect(saga_client_t *c)
+{
+    char host[256];
+    int port;
+    int rc = saga__addr_parse(c->addrs[c->cur], host, sizeof(host), &port);
+    if (rc == 0)
+        rc = saga__conn_open(c->loop, host, port, c->connect_timeout_ms, &client_cbs, c, &c->conn);
+    if (rc != 0) {
+        c->conn = NULL;
+        return rc;
+    }
+    c->state = CLIENT_CONNECTING;
+    return 0;
+}
+
 /* ---- submitting ---------------------------------------------------------------------- */
 
 static int submit(saga_client_t *c, struct wire_msg *m, enum wire_type expect, uint64_t extra_ms,
@@ -289,14 +339,13 @@ static int submit(saga_client_t *c, struct wire_msg *m, enum wire_type expect, u
         return rc;
     }
     if (c->conn == NULL) {
-        rc = saga__conn_open(c->loop, c->host, c->port, c->connect_timeout_ms, &client_cbs, c,
-                             &c->conn);
+        c->tried = 1;
+        rc = client_connect(c);
         if (rc != 0) {
             wire_buf_free(&req->frame);
             free(req);
             return rc;
         }
-        c->state = CLIENT_CONNECTING;
     }
     req->id = m->request_id;
     req->expect = expect;
@@ -632,6 +681,7 @@ SAGA_EXTERN int saga_client_watch_sync(saga_client_t *c, const uint8_t id[SAGA_I
 
 static void release(saga_client_t *c)
 {
+    saga__strv_free(c->addrs, c->n_addrs);
     free(c->token);
     free(c->label);
     free(c->instance);
@@ -652,7 +702,7 @@ SAGA_EXTERN saga_client_t *saga_client_new(const saga_client_options_t *o)
     saga_client_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    if (saga__addr_parse(o->coordinator, c->host, sizeof(c->host), &c->port) != 0)
+    if (saga__addr_list(o->coordinator, &c->addrs, &c->n_addrs) != 0)
         goto fail;
     c->token = saga__strdup(o->auth_token != NULL ? o->auth_token : "");
     c->label = saga__strdup(o->label != NULL && o->label[0] != '\0' ? o->label : "client");

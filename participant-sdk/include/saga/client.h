@@ -1,6 +1,7 @@
 /* libsaga client API: define and start sagas, read and steer them, as sagactl
  * does. One client keeps one connection to one coordinator, opened on the
- * first request and again on the first request after it closed.
+ * first request and again on the first request after it closed; when a
+ * coordinator cannot be reached, the next one it knows of is tried.
  *
  * Two ways to use it:
  *  - asynchronous: options.loop is the application's libuv loop; every
@@ -42,7 +43,9 @@ typedef enum saga_mode {
 } saga_mode_t;
 
 typedef struct saga_client_options {
-    const char *coordinator;     /* required: "host:port" */
+    /* required: "host:port[,host:port...]", tried in turn when one cannot be
+     * reached; the peers a coordinator names are added to the list */
+    const char *coordinator;
     const char *auth_token;      /* NULL: none */
     const char *label;           /* sent as Hello.service; NULL: "client" */
     unsigned request_timeout_ms; /* per request, wait time not counted; default 30000 */

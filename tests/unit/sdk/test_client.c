@@ -519,6 +519,40 @@ static void test_dead_coordinator(void **state)
     saga_client_free(&c);
 }
 
+static void test_failover(void **state)
+{
+    struct env *e = *state;
+    struct fake first = {
+        .auto_hello = 1, .auto_pong = 1, .heartbeat_ms = 1000, .on_msg = answer, .data = e};
+    struct fake second = first;
+    assert_int_equal(fake_start(&first, &e->loop), 0);
+    assert_int_equal(fake_start(&second, &e->loop), 0);
+    first.peers[0] = first.addr;
+    first.peers[1] = second.addr;
+    first.n_peers = 2;
+    char addrs[160];
+    snprintf(addrs, sizeof(addrs), "127.0.0.1:%d, %s", dead_port(), first.addr);
+    new_async_client(e, addrs, 2000);
+    /* the first address is dead: the second answers */
+    assert_int_equal(saga_client_get(e->c, ID_OK, on_result, e), 0);
+    assert_int_equal(saga_result_status(await_one(e)), 0);
+    assert_int_equal(first.n_conns, 1);
+    /* that one goes away: the peer it named takes over */
+    fake_stop(&first);
+    run_for(&e->loop, 20);
+    assert_int_equal(saga_client_get(e->c, ID_OK, on_result, e), 0);
+    saga_result_t *r = await_one(e);
+    assert_int_equal(saga_result_status(r), 0);
+    assert_int_equal(second.n_conns, 1);
+    /* none left: SAGA_ECONNECT once every address was tried */
+    saga_client_free(&e->c);
+    fake_stop(&second);
+    new_async_client(e, addrs, 2000);
+    assert_int_equal(saga_client_get(e->c, ID_OK, on_result, e), 0);
+    r = await_one(e);
+    assert_int_equal(saga_result_status(r), SAGA_ECONNECT);
+}
+
 static void test_connection_closed(void **state)
 {
     struct env *e = *state;
@@ -697,6 +731,7 @@ int main(void)
         T(test_watch),
         T(test_request_timeout),
         T(test_dead_coordinator),
+        T(test_failover),
         T(test_connection_closed),
         T(test_auth_refused),
         T(test_free_cancels),
