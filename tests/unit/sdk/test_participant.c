@@ -13,7 +13,17 @@
 #include "fake_coord.h"
 #include "saga/participant.h"
 
+struct seen {
+    saga_op_t op;
+    char key[64], def[32], idtext[40], step[32];
+    uint32_t version, index, attempt, timeout;
+    char input[32], dep[32], own[32];
+    int missing_dep_null;
+    size_t deps;
+};
 struct env {
+    struct seen seen;
+    size_t reply_target;
     uv_loop_t loop;
     struct fake f;
     saga_participant_t *p;
@@ -110,11 +120,10 @@ static int registered(void *arg)
     return has_conn(arg) && st.connects > 0 && strstr(e->logs, "event=registered") != NULL;
 }
 
-static size_t reply_target;
 static int has_replies(void *arg)
 {
     struct env *e = arg;
-    return fake_count(fake_last(&e->f), WIRE_REPLY) >= reply_target;
+    return fake_count(fake_last(&e->f), WIRE_REPLY) >= e->reply_target;
 }
 
 static void connect_participant(struct env *e, saga_participant_options_t *o)
@@ -314,43 +323,33 @@ static void test_default_instance_id(void **state)
     assert_non_null(strstr(saga_participant_instance_id(e->p), want));
 }
 
-struct seen {
-    saga_op_t op;
-    char key[64], def[32], idtext[40], step[32];
-    uint32_t version, index, attempt, timeout;
-    char input[32], dep[32], own[32];
-    int missing_dep_null;
-    size_t deps;
-};
-static struct seen seen;
-
 static void h_inspect(saga_call_t *call, void *data)
 {
     struct env *e = data;
     e->calls++;
     size_t n;
     const uint8_t *b;
-    seen.op = saga_call_op(call);
-    snprintf(seen.key, sizeof(seen.key), "%s", saga_call_idempotency_key(call));
-    snprintf(seen.def, sizeof(seen.def), "%s", saga_call_definition(call));
-    snprintf(seen.idtext, sizeof(seen.idtext), "%s", saga_call_saga_id_text(call));
-    snprintf(seen.step, sizeof(seen.step), "%s", saga_call_step(call));
-    seen.version = saga_call_definition_version(call);
-    seen.index = saga_call_step_index(call);
-    seen.attempt = saga_call_attempt(call);
-    seen.timeout = saga_call_timeout_ms(call);
+    e->seen.op = saga_call_op(call);
+    snprintf(e->seen.key, sizeof(e->seen.key), "%s", saga_call_idempotency_key(call));
+    snprintf(e->seen.def, sizeof(e->seen.def), "%s", saga_call_definition(call));
+    snprintf(e->seen.idtext, sizeof(e->seen.idtext), "%s", saga_call_saga_id_text(call));
+    snprintf(e->seen.step, sizeof(e->seen.step), "%s", saga_call_step(call));
+    e->seen.version = saga_call_definition_version(call);
+    e->seen.index = saga_call_step_index(call);
+    e->seen.attempt = saga_call_attempt(call);
+    e->seen.timeout = saga_call_timeout_ms(call);
     b = saga_call_input(call, &n);
-    snprintf(seen.input, sizeof(seen.input), "%.*s", (int)n, (const char *)b);
+    snprintf(e->seen.input, sizeof(e->seen.input), "%.*s", (int)n, (const char *)b);
     b = saga_call_dep(call, "auth", &n);
-    snprintf(seen.dep, sizeof(seen.dep), "%.*s", b ? (int)n : 0, b ? (const char *)b : "");
-    seen.missing_dep_null = saga_call_dep(call, "nope", &n) == NULL && n == 0;
-    seen.deps = saga_call_dep_count(call);
+    snprintf(e->seen.dep, sizeof(e->seen.dep), "%.*s", b ? (int)n : 0, b ? (const char *)b : "");
+    e->seen.missing_dep_null = saga_call_dep(call, "nope", &n) == NULL && n == 0;
+    e->seen.deps = saga_call_dep_count(call);
     b = saga_call_own_output(call, &n);
-    snprintf(seen.own, sizeof(seen.own), "%.*s", (int)n, (const char *)b);
+    snprintf(e->seen.own, sizeof(e->seen.own), "%.*s", (int)n, (const char *)b);
     assert_ptr_equal(saga_call_participant(call), e->p);
     assert_int_equal(saga_call_saga_id(call)[0], 0x10);
     const char *dn = NULL;
-    if (seen.deps > 0) {
+    if (e->seen.deps > 0) {
         assert_non_null(saga_call_dep_at(call, 0, &dn, &n));
         assert_string_equal(dn, "auth");
     }
@@ -374,31 +373,31 @@ static void test_command_every_op(void **state)
     attach_and_register(e);
 
     send_command(e, 101, "reserve", SAGA_OP_ACTION, 2, 1);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
-    assert_int_equal(seen.op, SAGA_OP_ACTION);
-    assert_string_equal(seen.key, "key-1");
-    assert_string_equal(seen.def, "checkout");
-    assert_int_equal(seen.version, 3);
-    assert_string_equal(seen.idtext, "10111213-1415-1617-1819-1a1b1c1d1e1f");
-    assert_string_equal(seen.step, "reserve");
-    assert_int_equal(seen.index, 2);
-    assert_int_equal(seen.attempt, 1);
-    assert_int_equal(seen.timeout, 2000);
-    assert_string_equal(seen.input, "{\"sku\":1}");
-    assert_string_equal(seen.dep, "tok-9");
-    assert_true(seen.missing_dep_null);
-    assert_int_equal(seen.deps, 1);
-    assert_string_equal(seen.own, "");
+    assert_int_equal(e->seen.op, SAGA_OP_ACTION);
+    assert_string_equal(e->seen.key, "key-1");
+    assert_string_equal(e->seen.def, "checkout");
+    assert_int_equal(e->seen.version, 3);
+    assert_string_equal(e->seen.idtext, "10111213-1415-1617-1819-1a1b1c1d1e1f");
+    assert_string_equal(e->seen.step, "reserve");
+    assert_int_equal(e->seen.index, 2);
+    assert_int_equal(e->seen.attempt, 1);
+    assert_int_equal(e->seen.timeout, 2000);
+    assert_string_equal(e->seen.input, "{\"sku\":1}");
+    assert_string_equal(e->seen.dep, "tok-9");
+    assert_true(e->seen.missing_dep_null);
+    assert_int_equal(e->seen.deps, 1);
+    assert_string_equal(e->seen.own, "");
 
     saga_op_t ops[] = {SAGA_OP_COMPENSATE, SAGA_OP_PREPARE, SAGA_OP_COMMIT, SAGA_OP_ABORT};
     for (size_t i = 0; i < 4; i++) {
         send_command(e, 102 + i, "reserve", ops[i], 2, 2);
-        reply_target = 2 + i;
+        e->reply_target = 2 + i;
         assert_true(run_until(&e->loop, has_replies, e, 2000));
-        assert_int_equal(seen.op, ops[i]);
+        assert_int_equal(e->seen.op, ops[i]);
     }
-    assert_string_equal(seen.own, "fwd");
+    assert_string_equal(e->seen.own, "fwd");
 
     struct fake_conn *c = fake_last(&e->f);
     const char *want[] = {"action:reserve:1", "compensate:reserve:2", "prepare:reserve:2",
@@ -433,7 +432,7 @@ static void test_fail_and_retry(void **state)
     attach_and_register(e);
     send_command(e, 7, "charge", SAGA_OP_ACTION, 0, 1);
     send_command(e, 8, "ship", SAGA_OP_ACTION, 1, 1);
-    reply_target = 2;
+    e->reply_target = 2;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     struct fake_conn *c = fake_last(&e->f);
     const struct wire_msg *r = fake_find(c, WIRE_REPLY, 0);
@@ -454,7 +453,7 @@ static void test_no_handler(void **state)
     attach_and_register(e);
     send_command(e, 9, "reserve", SAGA_OP_COMPENSATE, 0, 1); /* op not registered */
     send_command(e, 10, "unknown", SAGA_OP_ACTION, 0, 1);
-    reply_target = 2;
+    e->reply_target = 2;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     struct fake_conn *c = fake_last(&e->f);
     const struct wire_msg *m = fake_find(c, WIRE_REPLY, 0);
@@ -493,7 +492,7 @@ static void test_async_completion(void **state)
     uv_timer_init(&e->loop, &t);
     t.data = e;
     uv_timer_start(&t, on_later, 10, 0);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     const struct wire_msg *r = fake_find(fake_last(&e->f), WIRE_REPLY, 0);
     assert_int_equal(r->request_id, 11);
@@ -533,7 +532,7 @@ static void test_complete_from_other_thread(void **state)
     uv_thread_join(&th);
     assert_int_equal(a.rc, 0);
     assert_int_equal(a.rc2, SAGA_EALREADY);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     const struct wire_msg *r = fake_find(fake_last(&e->f), WIRE_REPLY, 0);
     assert_int_equal(r->reply.outcome, SAGA_OUTCOME_RETRY);
@@ -575,7 +574,7 @@ static void test_double_completion(void **state)
         saga_participant_on(e->p, "reserve", &(saga_handlers_t){.action = h_twice, .data = e}), 0);
     attach_and_register(e);
     send_command(e, 16, "reserve", SAGA_OP_ACTION, 0, 1);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     run_for(&e->loop, 30);
     assert_int_equal(e->second_rc, SAGA_EALREADY);
@@ -735,7 +734,7 @@ static void test_oversize_reply(void **state)
         saga_participant_on(e->p, "reserve", &(saga_handlers_t){.action = h_big, .data = e}), 0);
     attach_and_register(e);
     send_command(e, 19, "reserve", SAGA_OP_ACTION, 0, 1);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     assert_int_equal(e->ok_rc, SAGA_ETOOBIG);
     const struct wire_msg *r = fake_find(fake_last(&e->f), WIRE_REPLY, 0);
@@ -813,7 +812,7 @@ static void test_reply_after_reconnect(void **state)
     assert_true(run_until(&e->loop, two_conns, e, 2000));
     /* the same coordinator again: the reply goes out on the new connection */
     assert_int_equal(saga_call_ok(e->held[0], "x", 1), 0);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     assert_int_equal(fake_find(fake_last(&e->f), WIRE_REPLY, 0)->request_id, 24);
 }
@@ -834,7 +833,7 @@ static void test_redelivery_answers_once(void **state)
     run_for(&e->loop, 40);
     assert_int_equal(e->n_held, 1); /* the handler did not run twice */
     assert_int_equal(saga_call_ok(e->held[0], "x", 1), 0);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     assert_int_equal(fake_find(fake_last(&e->f), WIRE_REPLY, 0)->request_id, 77);
 }
@@ -850,7 +849,7 @@ static void test_max_in_flight(void **state)
     attach_and_register(e);
     send_command(e, 22, "reserve", SAGA_OP_ACTION, 0, 1);
     send_command(e, 23, "reserve", SAGA_OP_ACTION, 1, 1);
-    reply_target = 1;
+    e->reply_target = 1;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
     const struct wire_msg *r = fake_find(fake_last(&e->f), WIRE_REPLY, 0);
     assert_int_equal(r->request_id, 23);
@@ -860,7 +859,7 @@ static void test_max_in_flight(void **state)
     saga_participant_stats(e->p, &st);
     assert_int_equal(st.refused, 1);
     assert_int_equal(saga_call_ok(e->held[0], NULL, 0), 0);
-    reply_target = 2;
+    e->reply_target = 2;
     assert_true(run_until(&e->loop, has_replies, e, 2000));
 }
 

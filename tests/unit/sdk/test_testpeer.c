@@ -21,6 +21,7 @@ struct env {
     int64_t exit_status;
     int term_signal;
     char record[256];
+    size_t replies_wanted;
 };
 
 static int setup(void **state)
@@ -96,11 +97,10 @@ static int exited(void *arg)
     return e->exited;
 }
 
-static size_t replies_wanted;
 static int has_replies(void *arg)
 {
     struct env *e = arg;
-    return fake_count(fake_last(&e->f), WIRE_REPLY) >= replies_wanted;
+    return fake_count(fake_last(&e->f), WIRE_REPLY) >= e->replies_wanted;
 }
 
 static void command(struct env *e, uint64_t rid, const char *action, saga_op_t op, uint32_t attempt)
@@ -153,7 +153,7 @@ static void test_behaviours(void **state)
     uv_update_time(&e->loop);
     uint64_t t0 = uv_now(&e->loop);
     command(e, 7, "ship", SAGA_OP_PREPARE, 1);
-    replies_wanted = 6;
+    e->replies_wanted = 6;
     assert_true(run_until(&e->loop, has_replies, e, 5000));
     assert_true(uv_now(&e->loop) - t0 >= 60);
 
@@ -194,7 +194,7 @@ static void test_crash(void **state)
     spawn(e, extra);
     assert_true(run_until(&e->loop, registered, e, 5000));
     command(e, 1, "boom", SAGA_OP_PREPARE, 1);
-    replies_wanted = 1;
+    e->replies_wanted = 1;
     assert_true(run_until(&e->loop, has_replies, e, 5000));
     command(e, 2, "boom", SAGA_OP_COMMIT, 1);
     assert_true(run_until(&e->loop, exited, e, 5000));
@@ -211,7 +211,7 @@ static void test_threads(void **state)
     command(e, 1, "ship", SAGA_OP_ACTION, 1);
     command(e, 2, "pay", SAGA_OP_ACTION, 1);
     command(e, 3, "pay", SAGA_OP_ACTION, 2);
-    replies_wanted = 3;
+    e->replies_wanted = 3;
     assert_true(run_until(&e->loop, has_replies, e, 5000));
     assert_int_equal(reply_for(e, 1)->reply.outcome, SAGA_OUTCOME_OK);
     assert_int_equal(reply_for(e, 2)->reply.outcome, SAGA_OUTCOME_RETRY);
