@@ -591,6 +591,48 @@ static void test_lease_lost_drops_the_saga(void **state)
     harness_destroy(&h);
 }
 
+/* The widest calls: 256 steps at once, a compensation of 255 in one call, the
+ * 2pc decision with 256 commits. The buffers are sized for them up front. */
+static void test_widest_calls_fit(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        struct harness h;
+        struct definition *def = fixture_def_alloc(mode ? DEF_MODE_2PC : DEF_MODE_SAGA, 256);
+        fixture_finish(def);
+        harness_init(&h, def);
+        saga_op_t op = mode ? SAGA_OP_PREPARE : ACT;
+        assert_int_equal(harness_start(&h), 0);
+        assert_int_equal(h.fx.n_commands, 256);
+        assert_int_equal(h.fx.n_timers, 256);
+        for (uint16_t i = 0; i < 255; i++)
+            assert_int_equal(harness_reply(&h, i, op, 1, OK, NULL), 0);
+        assert_int_equal(harness_reply(&h, 255, op, 1, mode ? OK : FAIL, NULL), 0);
+        assert_int_equal(h.fx.n_commands, mode ? 256 : 255);
+        assert_true(h.fx.n_records <= h.fx.cap_records);
+        harness_destroy(&h);
+    }
+
+    struct effects fx;
+    effects_init(&fx);
+    assert_int_equal(effects_reserve(&fx, 3), 0);
+    uint32_t cap = fx.cap_records;
+    assert_true(cap >= 3 * 2 + 3 && fx.cap_commands >= 3 && fx.cap_timers >= 4);
+    effects_add_record(&fx)->step = 7;
+    assert_int_equal(effects_reserve(&fx, 2), 0); /* enough already: unchanged */
+    assert_int_equal(fx.cap_records, cap);
+    assert_int_equal(effects_reserve(&fx, 100), 0);
+    assert_true(fx.cap_records > cap);
+    assert_int_equal(fx.n_records, 1);
+    assert_int_equal(fx.records[0].step, 7); /* kept across growth */
+    effects_reset(&fx);
+    assert_int_equal(fx.n_records + fx.n_commands + fx.n_timers, 0);
+    assert_int_equal(effects_add_timer(&fx)->kind, 0); /* entries come zeroed */
+    assert_int_equal(effects_add_command(&fx)->attempt, 0);
+    effects_destroy(&fx);
+    assert_null(fx.records);
+}
+
 static void test_effects_names(void **state)
 {
     (void)state;
@@ -622,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_reasons_are_kept_and_cut_on_a_character),
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_lease_lost_drops_the_saga),
+        cmocka_unit_test(test_widest_calls_fit),
         cmocka_unit_test(test_effects_names),
     };
     return cmocka_run_group_tests_name("saga_forward", tests, NULL, NULL);
