@@ -28,10 +28,10 @@ struct env {
     int auth_refuse;
 };
 
-static uint8_t ID_OK[SAGA_ID_LEN] = {0x01, 0x02};
-static uint8_t ID_MISSING[SAGA_ID_LEN] = {0xee};
-static uint8_t ID_SILENT[SAGA_ID_LEN] = {0xdd};
-static uint8_t ID_CLOSE[SAGA_ID_LEN] = {0xcc};
+static const uint8_t ID_OK[SAGA_ID_LEN] = {0x01, 0x02};
+static const uint8_t ID_MISSING[SAGA_ID_LEN] = {0xee};
+static const uint8_t ID_SILENT[SAGA_ID_LEN] = {0xdd};
+static const uint8_t ID_CLOSE[SAGA_ID_LEN] = {0xcc};
 
 static void send_info(struct fake_conn *c, uint64_t rid, const uint8_t *id, saga_status_t st,
                       const char *error)

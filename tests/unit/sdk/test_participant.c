@@ -198,7 +198,7 @@ static void h_pool(saga_call_t *call, void *data)
 static void h_big(saga_call_t *call, void *data)
 {
     struct env *e = data;
-    static uint8_t big[200];
+    uint8_t big[200] = {0};
     e->calls++;
     e->ok_rc = saga_call_ok(call, big, sizeof(big));
     if (e->ok_rc != 0)

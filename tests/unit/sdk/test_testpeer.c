@@ -21,6 +21,7 @@ struct env {
     int64_t exit_status;
     int term_signal;
     char record[256];
+    char path[512];
     size_t replies_wanted;
 };
 
@@ -65,8 +66,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 static void spawn(struct env *e, const char **extra)
 {
     const char *dir = getenv("SAGA_BIN_DIR");
-    static char path[512];
-    snprintf(path, sizeof(path), "%s/saga-testpeer", dir != NULL ? dir : ".");
+    char *path = e->path;
+    snprintf(e->path, sizeof(e->path), "%s/saga-testpeer", dir != NULL ? dir : ".");
     const char *args[32] = {path,       "--coordinator", e->f.addr,     "--service", "inventory",
                             "--record", e->record,       "--log-level", "warn"};
     size_t n = 9;
