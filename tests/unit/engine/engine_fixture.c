@@ -459,12 +459,19 @@ void harness_init(struct harness *h, struct definition *def)
         abort();
 }
 
+void harness_init_borrowed(struct harness *h, struct definition *def)
+{
+    harness_init(h, def);
+    h->borrowed = 1;
+}
+
 void harness_destroy(struct harness *h)
 {
     saga_engine_free(&h->s);
     effects_destroy(&h->fx);
     model_store_destroy(&h->store);
-    fixture_def_free(&h->def);
+    if (!h->borrowed)
+        fixture_def_free(&h->def);
 }
 
 int harness_start(struct harness *h)

@@ -82,7 +82,8 @@ int fixture_matches_store(const struct saga *s, struct model_store *m, char *why
  * follows its dispatch record) and that the saga's projection equals the
  * store; a broken check prints why and aborts. */
 struct harness {
-    struct definition *def; /* owned */
+    struct definition *def; /* owned unless borrowed */
+    int borrowed;
     struct saga *s;
     struct effects fx;
     struct model_store store;
@@ -91,7 +92,8 @@ struct harness {
     int rc;
 };
 
-void harness_init(struct harness *h, struct definition *def); /* takes def; now = 1000 */
+void harness_init(struct harness *h, struct definition *def);          /* takes def; now = 1000 */
+void harness_init_borrowed(struct harness *h, struct definition *def); /* def stays the caller's */
 void harness_destroy(struct harness *h);
 int harness_start(struct harness *h);
 /* `text` is the output of an OK, the reason of a FAIL or RETRY (may be NULL). */

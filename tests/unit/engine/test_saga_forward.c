@@ -633,6 +633,51 @@ static void test_widest_calls_fit(void **state)
     assert_null(fx.records);
 }
 
+/* The engine runs what the definition parser produces (the design's example:
+ * implicit "after", a pivot, a retriable step). */
+static void test_runs_a_parsed_definition(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "{\"name\": \"checkout\", \"version\": 3, \"timeout\": \"30s\", \"steps\": ["
+        "{\"name\": \"reserve\", \"service\": \"inventory\", \"action\": \"reserve\","
+        " \"timeout\": \"2s\","
+        " \"retry\": {\"max_attempts\": 5, \"backoff\": \"100ms\", \"max_backoff\": \"5s\"}},"
+        "{\"name\": \"charge\", \"service\": \"payment\", \"action\": \"charge\"},"
+        "{\"name\": \"ship\", \"service\": \"shipping\", \"action\": \"ship\","
+        " \"kind\": \"pivot\"},"
+        "{\"name\": \"notify\", \"service\": \"mail\", \"action\": \"send\","
+        " \"kind\": \"retriable\"}]}";
+    struct definition *def = NULL;
+    struct def_diags diags = {0};
+    assert_int_equal(definition_parse(text, sizeof(text) - 1, &def, &diags), 0);
+    def_diags_clear(&diags);
+
+    for (int fail_charge = 0; fail_charge < 2; fail_charge++) {
+        struct harness h;
+        harness_init_borrowed(&h, def);
+        assert_int_equal(harness_start(&h), 0);
+        assert_int_equal(fixture_timer(&h.fx, SAGA_TIMER_DEADLINE, -1)->at_ms, 31000);
+        assert_int_equal(h.fx.commands[0].timeout_ms, 2000);
+        assert_int_equal(harness_reply(&h, 0, ACT, 1, RETRY, NULL), 0);
+        assert_int_equal(h.fx.timers[0].at_ms - h.now, 100);
+        assert_int_equal(harness_fire(&h, SAGA_TIMER_BACKOFF, 0), 0);
+        assert_int_equal(harness_reply(&h, 0, ACT, 2, OK, "r"), 0);
+        if (fail_charge) {
+            assert_int_equal(harness_reply(&h, 1, ACT, 1, FAIL, "card declined"), 0);
+            assert_string_equal(saga_engine_error(h.s), "step 'charge' failed: card declined");
+            assert_int_equal(harness_reply(&h, 0, COMP, 1, OK, NULL), 0);
+            assert_int_equal(saga_engine_status(h.s), SAGA_STATUS_COMPENSATED);
+        } else {
+            for (uint16_t i = 1; i < 4; i++)
+                assert_int_equal(harness_reply(&h, i, ACT, 1, OK, NULL), 0);
+            assert_int_equal(saga_engine_status(h.s), SAGA_STATUS_COMPLETED);
+        }
+        harness_destroy(&h);
+    }
+    definition_free(&def);
+}
+
 static void test_effects_names(void **state)
 {
     (void)state;
@@ -665,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_lease_lost_drops_the_saga),
         cmocka_unit_test(test_widest_calls_fit),
+        cmocka_unit_test(test_runs_a_parsed_definition),
         cmocka_unit_test(test_effects_names),
     };
     return cmocka_run_group_tests_name("saga_forward", tests, NULL, NULL);
