@@ -276,12 +276,12 @@ static void link_retire(struct saga__link *link)
 {
     saga_participant_t *p = link->p;
     saga__log(&p->log, SAGA_LOG_INFO, NULL, "coordinator.peer_removed", "addr=%s", link->addr);
-    uv_timer_stop(&link->retry_timer);
-    link->state = SAGA__LINK_RETIRED;
     if (link->conn != NULL) {
         saga__conn_close(link->conn);
         link_lost(link, SAGA_ECLOSED, "no longer a peer");
     }
+    uv_timer_stop(&link->retry_timer); /* link_lost armed it */
+    link->state = SAGA__LINK_RETIRED;
 }
 
 static void on_conn_connect(struct saga__conn *conn, void *owner)
