@@ -169,12 +169,24 @@ struct pg_conn {
     struct seg *tail;
     size_t n_segs;
     int prepare_status; /* the first prepare failure */
+    char error[256];
 
     void (*close_cb)(void *data);
     void *close_data;
 };
 
 static void conn_on_poll(uv_poll_t *handle, int status, int events);
+
+/* Keeps libpq's message, on one line, for the state callback to report. */
+static void conn_note_error(struct pg_conn *c, const char *msg)
+{
+    size_t n = 0;
+    for (const char *p = msg; *p && n + 1 < sizeof(c->error); p++)
+        c->error[n++] = (*p == '\n' || *p == '\t') ? ' ' : *p;
+    while (n && c->error[n - 1] == ' ')
+        n--;
+    c->error[n] = '\0';
+}
 
 static void poller_on_close(uv_handle_t *handle)
 {
@@ -237,6 +249,8 @@ static void conn_down(struct pg_conn *c, int status, int seg_status, int notify)
     uv_timer_stop(&c->timer);
     poller_drop(c);
     if (c->pg) {
+        if (!c->error[0] && PQstatus(c->pg) == CONNECTION_BAD)
+            conn_note_error(c, PQerrorMessage(c->pg));
         PQfinish(c->pg);
         c->pg = NULL;
     }
@@ -363,13 +377,10 @@ static void conn_connect_step(struct pg_conn *c)
     case PGRES_POLLING_OK:
         conn_established(c);
         return;
-    default: {
-        char q[256];
-        log_warn(NULL, "store.connect_failed", "error=%s",
-                 log_quote(q, sizeof(q), PQerrorMessage(c->pg)));
+    default:
+        conn_note_error(c, PQerrorMessage(c->pg));
         conn_fail_later(c, SAGA_ECONNECT);
         return;
-    }
     }
     if (r != 0)
         conn_fail_later(c, SAGA_ECONNECT);
@@ -521,10 +532,9 @@ int pg_conn_connect(struct pg_conn *c)
     if (!c->pg)
         return SAGA_ENOMEM;
     c->state = CONN_CONNECTING;
+    c->error[0] = '\0';
     if (PQstatus(c->pg) == CONNECTION_BAD) {
-        char q[256];
-        log_warn(NULL, "store.connect_failed", "error=%s",
-                 log_quote(q, sizeof(q), PQerrorMessage(c->pg)));
+        conn_note_error(c, PQerrorMessage(c->pg));
         conn_fail_later(c, SAGA_ECONNECT);
         return 0;
     }
@@ -539,6 +549,11 @@ int pg_conn_connect(struct pg_conn *c)
 int pg_conn_is_ready(const struct pg_conn *c)
 {
     return c->state == CONN_READY;
+}
+
+const char *pg_conn_error(const struct pg_conn *c)
+{
+    return c->error;
 }
 
 size_t pg_conn_in_flight(const struct pg_conn *c)

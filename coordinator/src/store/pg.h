@@ -106,6 +106,9 @@ int pg_conn_connect(struct pg_conn *c) MUST_CHECK;
 
 int pg_conn_is_ready(const struct pg_conn *c);
 
+/* Why the last connect attempt or the connection failed (libpq's words), or "". */
+const char *pg_conn_error(const struct pg_conn *c);
+
 /* Segments sent and not yet done. */
 size_t pg_conn_in_flight(const struct pg_conn *c);
 

@@ -140,8 +140,15 @@ static void on_conn_event(struct pg_conn *pg, int status)
         return;
     }
     s->stats.disconnects++;
-    if (sc->backoff_ms == 0 || log_enabled(LOG_DEBUG))
-        log_warn(NULL, "store.disconnected", "conn=%u error=%s", sc->index, saga_err_name(status));
+    /* One warning per outage and connection; the retries after it are debug. */
+    char q[300];
+    const char *why = log_quote(q, sizeof(q), pg_conn_error(pg));
+    if (sc->backoff_ms == 0)
+        log_warn(NULL, "store.disconnected", "conn=%u error=%s reason=%s", sc->index,
+                 saga_err_name(status), why);
+    else
+        log_debug(NULL, "store.disconnected", "conn=%u error=%s reason=%s", sc->index,
+                  saga_err_name(status), why);
     if (status == SAGA_ESCHEMA && sc->backoff_ms == 0)
         log_error(NULL, "store.schema", "message=\"%s\"", saga_strerror(SAGA_ESCHEMA));
     conn_schedule_retry(sc);

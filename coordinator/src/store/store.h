@@ -52,6 +52,7 @@ struct store_stats {
     uint64_t write_failures; /* writes reported failed */
     uint64_t isolations;     /* batches re-sent one writer per statement after an error */
     uint64_t retries;        /* writes sent again after a lost connection or a transient error */
+    uint64_t recovered;      /* of those, writes found already committed (lost answer) */
     uint64_t connects;       /* connections made ready */
     uint64_t disconnects;    /* connections lost or refused */
     uint64_t queued;         /* writes waiting now */

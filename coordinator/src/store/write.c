@@ -774,6 +774,7 @@ static void batch_on_done(void *arg, int status)
             struct write *w = b->w[i];
             int st;
             if (w->r_ok || w->r_dup) {
+                s->stats.recovered += !w->r_ok;
                 st = 0;
             } else if (w->is_create && w->r_existing) {
                 w->pub.existing = 1;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -361,6 +362,50 @@ static void test_queue_bound_and_close(void **state)
     assert_int_equal(count_rows(fx, "SELECT count(*) FROM sagas WHERE id = ANY($1)", ids, 11), 0);
 }
 
+static void test_lost_answer_resolved(void **state)
+{
+    struct fx *fx = *state;
+    /* A short I/O timeout makes the store give up on a batch whose answer it
+     * did not read in time, as if the connection had died after the commit. */
+    struct store_config cfg = {.pool_size = 1, .io_timeout_ms = 50, .backoff_min_ms = 10};
+    struct store *s = itest_store_open(&fx->loop, fx->url, "lossy", &cfg);
+    struct saga_id old_id, new_id;
+    itest_id(&old_id);
+    struct itest_result r = {0};
+    submit_create(s, &old_id, &r, SAGA_STATUS_RUNNING);
+    itest_wait(&fx->loop, &r.done, 1, 5000);
+    assert_int_equal(r.status, 0);
+
+    struct store_stats before, after;
+    store_get_stats(s, &before);
+    itest_id(&new_id);
+    struct itest_result rn = {0}, ru = {0};
+    submit_create(s, &new_id, &rn, SAGA_STATUS_RUNNING);
+    struct record rec = itest_rec_step(2, SAGA_STEP_RUNNING, 1, NULL, itest_now_ms());
+    assert_int_equal(store_write(s, &old_id, 1, NULL, &rec, 1, itest_on_write, &ru), 0);
+    /* Send the batch, then stop reading while the database commits it. */
+    struct store_stats st;
+    do {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        store_get_stats(s, &st);
+    } while (st.in_flight == 0);
+    usleep(300 * 1000);
+    itest_wait(&fx->loop, &rn.done, 1, 10000);
+    itest_wait(&fx->loop, &ru.done, 1, 10000);
+    /* Both were found committed by the retry, not applied twice. */
+    assert_int_equal(rn.status, 0);
+    assert_int_equal(ru.status, 0);
+    store_get_stats(s, &after);
+    assert_true(after.disconnects > before.disconnects);
+    assert_int_equal(after.recovered - before.recovered, 2);
+    assert_int_equal(
+        count_rows(fx, "SELECT count(*) FROM saga_events WHERE saga_id = ANY($1)", &new_id, 1), 3);
+    assert_int_equal(
+        count_rows(fx, "SELECT count(*) FROM saga_events WHERE saga_id = ANY($1)", &old_id, 1), 4);
+    assert_int_equal(count_rows(fx, "SELECT events FROM sagas WHERE id = ANY($1)", &old_id, 1), 4);
+    itest_store_close(&fx->loop, &s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_saga_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound_and_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_answer_resolved, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
