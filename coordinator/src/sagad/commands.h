@@ -4,5 +4,6 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"serve", cmd_serve, "run the coordinator"},
     {"version", cmd_version, "print the version"},
     {"migrate", cmd_migrate, "apply pending database migrations"},
 };
