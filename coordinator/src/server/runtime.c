@@ -37,6 +37,7 @@ struct rstep {
     struct rstep *dnext;       /* the deferred list, while no instance can take it */
     struct rstep *dprev;
     int deferred;
+    int oversize; /* the command cannot fit in a frame: fail it from the timer */
     saga_op_t op; /* the command last dispatched */
     uint32_t attempt;
     uint32_t timeout_ms;
@@ -441,6 +442,16 @@ static void step_send(struct runtime *rt, struct rstep *st)
     int err = session_send(registry_session(inst), &msg);
     if (deps != deps_small)
         free(deps);
+    if (err == SAGA_ETOOBIG) {
+        /* Input plus dependency outputs over the frame limit: it never will
+         * fit. It fails (nothing ran) on the next loop turn, from the timer. */
+        log_error(rs->id_text, "command.too_big", "step=%s op=%s", ds->name, saga_op_name(st->op));
+        undefer(rt, st);
+        st->oversize = 1;
+        if (timerq_arm(&rt->timers, &st->timer.t, now_ms()) != 0)
+            log_error(rs->id_text, "timer.lost", "reason=no_memory");
+        return;
+    }
     if (err != 0) {
         log_warn(rs->id_text, "command.send_failed", "step=%s op=%s instance=%s error=%s", ds->name,
                  saga_op_name(st->op), registry_instance_id(inst), saga_err_name(err));
@@ -709,6 +720,17 @@ static void on_timer(struct timerq *q, struct timerq_timer *tt, uint64_t now)
         struct rsaga *rs = st->saga;
         if (rs->dropped)
             return;
+        if (st->oversize) {
+            st->oversize = 0;
+            struct saga_reply fail = {.step = step_index(st),
+                                      .op = st->op,
+                                      .attempt = st->attempt,
+                                      .outcome = SAGA_OUTCOME_FAIL,
+                                      .reason = "command over the frame size limit"};
+            if (saga_engine_reply(rs->engine, &fail, now, &rt->fx) == 0)
+                rs_apply(rt, rs, NULL, W_EVENT, NULL);
+            return;
+        }
         if (st->pending.kind == SAGA_TIMER_TIMEOUT && st->inflight.inst != NULL &&
             st->op == st->pending.op && st->attempt == st->pending.attempt)
             registry_untrack(&st->inflight);
