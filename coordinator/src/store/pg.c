@@ -627,6 +627,19 @@ void pg_conn_close(struct pg_conn *c, void (*cb)(void *data), void *data)
     uv_close((uv_handle_t *)&c->timer, conn_on_timer_closed);
 }
 
+int pg_conninfo_check(const char *conninfo, char *err, size_t err_size)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+    if (!opts) {
+        snprintf(err, err_size, "%s", msg ? msg : "out of memory");
+        PQfreemem(msg);
+        return SAGA_EINVAL;
+    }
+    PQconninfoFree(opts);
+    return 0;
+}
+
 /* ---- the blocking connection ---- */
 
 struct pg_sync {

@@ -130,6 +130,10 @@ void pg_conn_drop(struct pg_conn *c, int status);
  * and frees the object; `cb` (may be NULL) is called when it is gone. */
 void pg_conn_close(struct pg_conn *c, void (*cb)(void *data), void *data);
 
+/* 0 when libpq can parse `conninfo` (a URL or key=value string), else
+ * SAGA_EINVAL with libpq's reason in `err`. Connects to nothing. */
+int pg_conninfo_check(const char *conninfo, char *err, size_t err_size) MUST_CHECK;
+
 /* ---- the blocking connection (command-line tools only, never on the loop) ---- */
 
 struct pg_sync;

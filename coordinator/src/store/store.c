@@ -215,6 +215,12 @@ int store_open(uv_loop_t *loop, const struct store_config *cfg, struct store **o
     if (!loop || !cfg || !cfg->database_url || !*cfg->database_url || !cfg->owner || !*cfg->owner ||
         strlen(cfg->owner) >= STORE_OWNER_MAX)
         return SAGA_EINVAL;
+    char why[256];
+    if (pg_conninfo_check(cfg->database_url, why, sizeof(why)) != 0) {
+        char q[300];
+        log_error(NULL, "store.bad_url", "error=%s", log_quote(q, sizeof(q), why));
+        return SAGA_EINVAL;
+    }
     struct store *s = calloc(1, sizeof(*s));
     if (!s)
         return SAGA_ENOMEM;

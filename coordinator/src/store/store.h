@@ -62,7 +62,7 @@ struct store_stats {
 /* Opens a store on `loop`: starts connecting the pool and returns at once;
  * work submitted before a connection is ready waits (see unavailable_ms).
  * On success *out is set; close it with store_close(). Returns SAGA_EINVAL for
- * a missing URL or owner, SAGA_ENOMEM. */
+ * a missing or malformed URL or a missing owner, SAGA_ENOMEM. */
 int store_open(uv_loop_t *loop, const struct store_config *cfg, struct store **out) MUST_CHECK;
 
 /* Closes the store: work not yet done fails with SAGA_ECANCELED, connections

@@ -300,6 +300,8 @@ static int write_validate(const struct saga_id *id, const struct store_create *c
         case REC_STEP_UPDATE:
             if (r->step < 0 || r->step > INT16_MAX || (r->output_len && !r->output))
                 return SAGA_EINVAL;
+            if (create && r->step >= create->n_steps)
+                return SAGA_EINVAL;
             break;
         default:
             return SAGA_EINVAL;

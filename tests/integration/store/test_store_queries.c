@@ -382,7 +382,20 @@ static void test_write_rejects_bad_records(void **state)
     struct store_create nodef = c;
     nodef.definition = NULL;
     assert_int_equal(store_write(fx->s, &id, 0, &nodef, &ins, 1, itest_on_write, &r), SAGA_EINVAL);
+    /* A new saga's steps are within its step count. */
+    struct record far = itest_rec_step(2, SAGA_STEP_RUNNING, 1, NULL, t);
+    struct record two[2] = {ins, far};
+    assert_int_equal(store_write(fx->s, &id, 0, &c, two, 2, itest_on_write, &r), SAGA_EINVAL);
     assert_int_equal(r.done, 0);
+
+    /* A URL libpq cannot parse is refused at open. */
+    struct store_config bad = {.database_url = "postgresql://x:notaport/db", .owner = "o"};
+    struct store *none = NULL;
+    assert_int_equal(store_open(&fx->loop, &bad, &none), SAGA_EINVAL);
+    assert_null(none);
+    bad.database_url = "dbname=x";
+    bad.owner = "";
+    assert_int_equal(store_open(&fx->loop, &bad, &none), SAGA_EINVAL);
 }
 
 /* ---- idempotent start ---- */
