@@ -389,7 +389,7 @@ static void test_write_rejects_bad_records(void **state)
     assert_int_equal(r.done, 0);
 
     /* A URL libpq cannot parse is refused at open. */
-    struct store_config bad = {.database_url = "postgresql://x:notaport/db", .owner = "o"};
+    struct store_config bad = {.database_url = "postgresql://x/db?no_such_option=1", .owner = "o"};
     struct store *none = NULL;
     assert_int_equal(store_open(&fx->loop, &bad, &none), SAGA_EINVAL);
     assert_null(none);
