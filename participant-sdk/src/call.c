@@ -16,6 +16,7 @@ struct saga_call *saga__call_new(saga_participant_t *p, struct wire_command *cmd
         return NULL;
     call->p = p;
     call->cmd = *cmd;
+    call->reply_attempt = cmd->attempt;
     memset(cmd, 0, sizeof(*cmd));
     saga_id_format(call->cmd.saga_id, call->id_text);
     call->fn = fn;

@@ -345,14 +345,14 @@ static void link_connect(struct saga__link *link)
 /* ---- messages ------------------------------------------------------------------ */
 
 static void send_reply(struct saga__link *link, uint64_t request_id, const struct wire_command *c,
-                       saga_outcome_t outcome, const uint8_t *out, size_t out_len,
+                       uint32_t attempt, saga_outcome_t outcome, const uint8_t *out, size_t out_len,
                        const char *reason)
 {
     struct wire_msg m = {.request_id = request_id, .type = WIRE_REPLY};
     memcpy(m.reply.saga_id, c->saga_id, WIRE_SAGA_ID_LEN);
     m.reply.step_index = c->step_index;
     m.reply.op = c->op;
-    m.reply.attempt = c->attempt;
+    m.reply.attempt = attempt;
     m.reply.outcome = outcome;
     m.reply.output = (uint8_t *)out;
     m.reply.output_len = out_len;
@@ -390,14 +390,14 @@ void saga__call_reply(struct saga_call *call)
         p->stats.dropped++;
         saga__log(&p->log, SAGA_LOG_INFO, call->id_text, "reply.dropped",
                   "step=%s op=%s attempt=%u reason=connection_closed", call->cmd.step,
-                  saga_op_name(call->cmd.op), call->cmd.attempt);
+                  saga_op_name(call->cmd.op), call->reply_attempt);
         return;
     }
     saga__log(&p->log, SAGA_LOG_DEBUG, call->id_text, "reply",
               "step=%s op=%s attempt=%u outcome=%s", call->cmd.step, saga_op_name(call->cmd.op),
-              call->cmd.attempt, saga_outcome_name(call->outcome));
-    send_reply(link, call->request_id, &call->cmd, call->outcome, call->out, call->out_len,
-               call->reason);
+              call->reply_attempt, saga_outcome_name(call->outcome));
+    send_reply(link, call->request_id, &call->cmd, call->reply_attempt, call->outcome, call->out,
+               call->out_len, call->reason);
 }
 
 static void calls_unlink(saga_participant_t *p, struct saga_call *call)
@@ -426,20 +426,29 @@ static void handle_command(struct saga__link *link, uint64_t request_id, struct 
                  saga_op_name(c->op));
         saga__log(&p->log, SAGA_LOG_WARN, id_text, "command.no_handler", "action=%s op=%s",
                   c->action, saga_op_name(c->op));
-        send_reply(link, request_id, c, SAGA_OUTCOME_RETRY, NULL, 0, text);
+        send_reply(link, request_id, c, c->attempt, SAGA_OUTCOME_RETRY, NULL, 0, text);
         return;
     }
 
-    /* A command delivered again (the coordinator resent it after a
-     * reconnect) while the first is still running: answer it once, on the
-     * newest connection. */
+    /* A command delivered again while the first delivery still runs (the
+     * coordinator resends after a timeout, a reconnect or a failover, with a
+     * higher attempt): run it once, and answer the newest delivery, on its
+     * connection, with its attempt (protocol.md 7.2: the attempt is not for
+     * deduplication). A call already completed has its answer on the way;
+     * only an exact repeat of it is folded in. */
     for (struct saga_call *call = p->calls; call != NULL; call = call->next) {
-        if (memcmp(call->cmd.saga_id, c->saga_id, WIRE_SAGA_ID_LEN) == 0 &&
-            call->cmd.step_index == c->step_index && call->cmd.op == c->op &&
-            call->cmd.attempt == c->attempt && strcmp(call->cmd.action, c->action) == 0) {
+        if (memcmp(call->cmd.saga_id, c->saga_id, WIRE_SAGA_ID_LEN) != 0 ||
+            call->cmd.step_index != c->step_index || call->cmd.op != c->op ||
+            strcmp(call->cmd.action, c->action) != 0)
+            continue;
+        uv_mutex_lock(&p->mu);
+        int running = !call->done;
+        uv_mutex_unlock(&p->mu);
+        if (running || call->cmd.attempt == c->attempt) {
             call->link = link;
             call->gen = link->gen;
             call->request_id = request_id;
+            call->reply_attempt = c->attempt;
             memcpy(call->coord_id, link->coord_id, sizeof(call->coord_id));
             saga__log(&p->log, SAGA_LOG_DEBUG, id_text, "command.duplicate",
                       "step=%s op=%s attempt=%u", c->step, saga_op_name(c->op), c->attempt);
@@ -451,13 +460,14 @@ static void handle_command(struct saga__link *link, uint64_t request_id, struct 
         char text[96];
         snprintf(text, sizeof(text), "participant busy: %u commands in flight", p->max_in_flight);
         p->stats.refused++;
-        send_reply(link, request_id, c, SAGA_OUTCOME_RETRY, NULL, 0, text);
+        send_reply(link, request_id, c, c->attempt, SAGA_OUTCOME_RETRY, NULL, 0, text);
         return;
     }
 
     struct saga_call *call = saga__call_new(p, c, fn, a->h.data);
     if (call == NULL) {
-        send_reply(link, request_id, c, SAGA_OUTCOME_RETRY, NULL, 0, "participant out of memory");
+        send_reply(link, request_id, c, c->attempt, SAGA_OUTCOME_RETRY, NULL, 0,
+                   "participant out of memory");
         return;
     }
     call->link = link;

@@ -68,6 +68,7 @@ struct saga_call {
     struct saga__link *link;
     uint64_t gen;
     uint64_t request_id;
+    uint32_t reply_attempt;            /* the attempt of the newest delivery, echoed in the reply */
     char coord_id[SAGA__COORD_ID_MAX]; /* the coordinator that sent the command */
     struct saga_call *prev, *next;     /* p->calls (loop thread only) */
     /* under p->mu */

@@ -211,6 +211,10 @@ static void test_threads(void **state)
     assert_true(run_until(&e->loop, registered, e, 5000));
     command(e, 1, "ship", SAGA_OP_ACTION, 1);
     command(e, 2, "pay", SAGA_OP_ACTION, 1);
+    /* The next attempt only once the first was answered: a redelivery while
+     * the first still runs would be folded into it. */
+    e->replies_wanted = 2;
+    assert_true(run_until(&e->loop, has_replies, e, 5000));
     command(e, 3, "pay", SAGA_OP_ACTION, 2);
     e->replies_wanted = 3;
     assert_true(run_until(&e->loop, has_replies, e, 5000));
