@@ -112,6 +112,10 @@ typedef void (*store_write_cb)(const struct store_write *w, int status);
  * this store's owner id and `epoch` still match the saga row, else it fails
  * with SAGA_EFENCED and changes nothing.
  *
+ * When a write of a saga fails, the writes of that saga still queued behind it
+ * fail with SAGA_ECANCELED (nothing written): they were computed from a state
+ * the log does not hold.
+ *
  * Step outputs: a REC_STEP_UPDATE with output == NULL keeps the stored output.
  * Returns 0, SAGA_EINVAL (malformed records), SAGA_EUNAVAIL (the queue is
  * full), SAGA_ENOMEM, SAGA_ECANCELED (closing). */

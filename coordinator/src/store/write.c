@@ -233,8 +233,33 @@ size_t write_queue_len(const struct store *s)
 
 /* ---- completing writes ---- */
 
+static void write_finish(struct store *s, struct write *w, int status);
+
+/* A write of a saga failed: the writes queued behind it for the same saga were
+ * computed from a state the log does not hold, so none of them may commit.
+ * They fail with SAGA_ECANCELED, nothing written. */
+static void write_cancel_followers(struct store *s, const struct saga_id *id)
+{
+    struct write_queue followers = {0};
+    struct write *next;
+    for (struct write *w = s->writes.head; w; w = next) {
+        next = w->next;
+        if (memcmp(w->pub.id.bytes, id->bytes, sizeof(id->bytes)) == 0) {
+            queue_remove(&s->writes, w);
+            queue_push_back(&followers, w);
+        }
+    }
+    struct write *w;
+    while ((w = followers.head) != NULL) {
+        queue_remove(&followers, w);
+        write_finish(s, w, SAGA_ECANCELED);
+    }
+}
+
 static void write_finish(struct store *s, struct write *w, int status)
 {
+    if (status != 0 && status != SAGA_ECANCELED)
+        write_cancel_followers(s, &w->pub.id);
     if (status == 0) {
         s->stats.writes++;
         s->stats.records += w->pub.n_records;
