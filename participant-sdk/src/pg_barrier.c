@@ -145,8 +145,8 @@ int saga_pg_barrier_setup(PGconn *db)
         return SAGA_EDB;
     PGresult *res = pg_run(db, "SELECT pg_advisory_xact_lock(hashtext('saga_barrier'))", 0, NULL,
                            NULL, NULL, PGRES_TUPLES_OK);
-    if (res == NULL || !pg_cmd(db, barrier_ddl) || !pg_cmd(db, barrier_index) ||
-        !pg_cmd(db, "COMMIT")) {
+    if (res == NULL || !pg_cmd(db, "SET LOCAL client_min_messages = warning") ||
+        !pg_cmd(db, barrier_ddl) || !pg_cmd(db, barrier_index) || !pg_cmd(db, "COMMIT")) {
         PQclear(res);
         if (PQtransactionStatus(db) != PQTRANS_IDLE)
             pg_cmd(db, "ROLLBACK");
