@@ -688,7 +688,8 @@ static void on_inflight_lost(struct inflight *f, void *data)
     struct runtime *rt = data;
     struct rstep *st = container_of(f, struct rstep, inflight);
     struct rsaga *rs = st->saga;
-    if (rs->dropped)
+    /* Shutting down, the leases are (being) released: a peer resends it. */
+    if (rs->dropped || rt->shutting_down)
         return;
     uint64_t now = now_ms();
     struct saga_timer t = {.kind = SAGA_TIMER_TIMEOUT,

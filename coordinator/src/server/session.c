@@ -401,7 +401,12 @@ static void session_on_close(struct conn *conn, int status)
                  registry_in_flight(s->inst), saga_err_name(status));
         struct instance *inst = s->inst;
         s->inst = NULL;
-        runtime_instance_lost(srv->runtime, inst);
+        /* At shutdown the runtime may be gone before the last sessions close:
+         * their commands then belong to whichever peer takes the sagas over. */
+        if (srv->runtime != NULL)
+            runtime_instance_lost(srv->runtime, inst);
+        else
+            registry_remove(srv->registry, inst, NULL, NULL);
     }
     /* Requests still waiting lose their session; their answers are dropped. */
     while (s->reqs.next != &s->reqs) {
