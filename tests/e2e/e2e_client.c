@@ -13,11 +13,18 @@
 #include "e2e_client.h"
 #include "harness.h"
 
-saga_client_t *e2e_client(const char *coordinators)
+static void client_free(void *arg)
+{
+    saga_client_t *c = arg;
+    saga_client_free(&c);
+}
+
+saga_client_t *e2e_client(struct e2e *h, const char *coordinators)
 {
     saga_client_t *c = saga_client_new(&(saga_client_options_t){
         .coordinator = coordinators, .label = "e2e", .request_timeout_ms = 5000});
     assert_non_null(c);
+    e2e_on_teardown(h, client_free, c);
     return c;
 }
 

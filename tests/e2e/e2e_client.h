@@ -9,8 +9,10 @@
 
 #include "saga/client.h"
 
-/* A blocking client of `coordinators` (5 s per request); free with saga_client_free(). */
-saga_client_t *e2e_client(const char *coordinators);
+struct e2e;
+
+/* A blocking client of `coordinators` (5 s per request), freed at teardown. */
+saga_client_t *e2e_client(struct e2e *h, const char *coordinators);
 
 /* Defines `json`; expects success. */
 void e2e_define(saga_client_t *c, const char *json);

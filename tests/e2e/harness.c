@@ -643,6 +643,14 @@ static void remove_dir(const char *path)
     rmdir(path);
 }
 
+void e2e_on_teardown(struct e2e *h, void (*fn)(void *arg), void *arg)
+{
+    assert_true(h->n_cleanup < sizeof(h->cleanup) / sizeof(h->cleanup[0]));
+    h->cleanup[h->n_cleanup] = fn;
+    h->cleanup_arg[h->n_cleanup] = arg;
+    h->n_cleanup++;
+}
+
 int e2e_teardown(void **state)
 {
     struct e2e *h = *state;
@@ -650,6 +658,10 @@ int e2e_teardown(void **state)
         return 0;
     for (size_t i = 0; i < h->n_procs; i++)
         e2e_kill9(&h->procs[i]);
+    while (h->n_cleanup > 0) {
+        h->n_cleanup--;
+        h->cleanup[h->n_cleanup](h->cleanup_arg[h->n_cleanup]);
+    }
     if (!h->passed) {
         for (size_t i = 0; i < h->n_procs; i++)
             show_tail(h->procs[i].name, h->procs[i].log, 60);

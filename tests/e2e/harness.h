@@ -49,6 +49,9 @@ struct e2e {
     unsigned n_sagad;
     int passed;
     char pg_dir[E2E_DIR]; /* a private PostgreSQL (e2e_begin with private_pg) */
+    void (*cleanup[8])(void *arg);
+    void *cleanup_arg[8];
+    size_t n_cleanup;
 };
 
 /* SAGA_TEST_DATABASE_URL, or exit 77 (skipped) when it is unset. */
@@ -68,6 +71,9 @@ int e2e_pg(struct e2e *h, const char *cmd);
  * 0 with a clean log (no sanitizer report); a test calls it last. Marks the
  * test passed, so its directory is removed. */
 void e2e_finish(struct e2e *h);
+
+/* Calls fn(arg) at teardown, after the processes were stopped (last in, first out). */
+void e2e_on_teardown(struct e2e *h, void (*fn)(void *arg), void *arg);
 
 /* cmocka teardown: SIGKILLs what is left, shows the logs of a failed test,
  * drops the database, frees the harness. */

@@ -29,13 +29,12 @@ static struct world world_begin(void **state, const char *name)
     struct world w = {0};
     w.h = e2e_begin(state, name, 0);
     w.sagad = e2e_sagad(w.h, NULL);
-    w.c = e2e_client(w.sagad->addr);
+    w.c = e2e_client(w.h, w.sagad->addr);
     return w;
 }
 
 static void world_end(struct world *w)
 {
-    saga_client_free(&w->c);
     e2e_finish(w->h);
 }
 
