@@ -10,6 +10,13 @@
 #include "sagactl/fmt.h"
 #include "sagactl/json.h"
 
+static int service_cmp(const void *a, const void *b)
+{
+    const saga_service_info_t *x = *(const saga_service_info_t *const *)a;
+    const saga_service_info_t *y = *(const saga_service_info_t *const *)b;
+    return strcmp(x->name, y->name);
+}
+
 static void services_usage(FILE *out)
 {
     fprintf(out, "usage: sagactl services [--json]\n"
@@ -49,6 +56,7 @@ int ctl_services(struct ctl *ctl, int argc, char **argv)
     saga_result_t *r = NULL;
     struct table *t = NULL;
     json_t *arr = NULL;
+    const saga_service_info_t **sorted = NULL;
     int status = CTL_ERROR;
     if (client == NULL)
         return CTL_ERROR;
@@ -57,12 +65,19 @@ int ctl_services(struct ctl *ctl, int argc, char **argv)
         ctl_fail(ctl, "services", "listing", rc, r);
         goto done;
     }
+    /* By name, so the output is the same from one run to the next. */
     size_t n = saga_result_service_count(r);
+    sorted = calloc(n > 0 ? n : 1, sizeof(*sorted));
+    if (sorted == NULL)
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = saga_result_service_at(r, i);
+    qsort(sorted, n, sizeof(*sorted), service_cmp);
     if (json) {
         if ((arr = json_array()) == NULL)
             goto oom;
         for (size_t i = 0; i < n; i++) {
-            if (json_array_append_new(arr, ctl_json_service(saga_result_service_at(r, i))) != 0)
+            if (json_array_append_new(arr, ctl_json_service(sorted[i])) != 0)
                 goto oom;
         }
         if (ctl_json_print(json_pack("{s:O}", "services", arr), stdout) != 0)
@@ -80,7 +95,7 @@ int ctl_services(struct ctl *ctl, int argc, char **argv)
                   (enum fmt_color[]){FMT_BOLD, FMT_BOLD, FMT_BOLD, FMT_BOLD, FMT_BOLD}) != 0)
         goto oom;
     for (size_t i = 0; i < n; i++) {
-        const saga_service_info_t *s = saga_result_service_at(r, i);
+        const saga_service_info_t *s = sorted[i];
         for (size_t k = 0; k < s->n_instances; k++) {
             const saga_instance_info_t *in = &s->instances[k];
             char flight[FMT_LEN], actions[512] = "";
@@ -109,6 +124,7 @@ int ctl_services(struct ctl *ctl, int argc, char **argv)
 oom:
     fprintf(stderr, "sagactl services: out of memory\n");
 done:
+    free(sorted);
     json_decref(arr);
     table_free(&t);
     saga_result_free(&r);
