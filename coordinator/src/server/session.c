@@ -344,8 +344,7 @@ static void on_participant_msg(struct session *s, struct wire_msg *msg)
         break;
     }
     if (!on_client_request(s, msg))
-        send_error(s, msg->request_id, SAGA_EPROTO, "unexpected %s from a participant",
-                   wire_type_name(msg->type));
+        fatal(s, SAGA_EPROTO, "unexpected %s from a participant", wire_type_name(msg->type));
 }
 
 static void session_on_msg(struct conn *conn, struct wire_msg *msg)
@@ -370,7 +369,7 @@ static void session_on_msg(struct conn *conn, struct wire_msg *msg)
     case WIRE_PONG:
         break;
     case WIRE_HELLO:
-        send_error(s, msg->request_id, SAGA_EPROTO, "Hello was already accepted");
+        fatal(s, SAGA_EPROTO, "Hello was already accepted");
         break;
     case WIRE_ERROR: {
         char quoted[256];
@@ -385,8 +384,7 @@ static void session_on_msg(struct conn *conn, struct wire_msg *msg)
         if (s->state == S_PARTICIPANT)
             on_participant_msg(s, msg);
         else if (!on_client_request(s, msg))
-            send_error(s, msg->request_id, SAGA_EPROTO, "unexpected %s from a client",
-                       wire_type_name(msg->type));
+            fatal(s, SAGA_EPROTO, "unexpected %s from a client", wire_type_name(msg->type));
         break;
     }
     wire_msg_free_contents(msg);
