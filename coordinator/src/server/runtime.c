@@ -84,6 +84,17 @@ struct defentry {
     struct definition *def;
 };
 
+/* The latest version of a definition, as last read: starts that ask for the
+ * latest use it for LATEST_TTL_MS before reading the log again, so a version
+ * defined on another coordinator is picked up within that time. */
+struct latest {
+    struct latest *next;
+    const struct definition *def;
+    uint64_t read_ms;
+};
+
+#define LATEST_TTL_MS 1000
+
 enum wkind { W_EVENT, W_CREATE, W_OPERATE };
 
 /* One store write in flight and what waits on its commit. */
@@ -112,6 +123,7 @@ struct runtime {
     struct rstep *deferred;
     struct waiter waiters; /* list head */
     struct defentry *defs;
+    struct latest *latest;
     struct rtimer renew;
     struct rtimer claim;
     int claim_busy;
@@ -128,7 +140,7 @@ static void rs_apply(struct runtime *rt, struct rsaga *rs, struct req *req, enum
 static void rs_release(struct runtime *rt, struct rsaga *rs);
 static void step_send(struct runtime *rt, struct rstep *st);
 static void waiter_poll(struct waiter *w);
-static void waiter_nudge_all(struct rsaga *rs);
+static void waiter_nudge_all(struct rsaga *rs, int settled);
 static void claim_round(struct runtime *rt);
 static void shutdown_check(struct runtime *rt);
 
@@ -237,6 +249,40 @@ static const struct definition *def_keep(struct runtime *rt, struct definition *
     rt->defs = e;
     *def = NULL;
     return e->def;
+}
+
+static struct latest *latest_find(const struct runtime *rt, const char *name)
+{
+    for (struct latest *l = rt->latest; l != NULL; l = l->next) {
+        if (strcmp(l->def->name, name) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+/* The latest version of `name` if it was read within LATEST_TTL_MS, or NULL. */
+static const struct definition *latest_fresh(const struct runtime *rt, const char *name,
+                                             uint64_t now)
+{
+    const struct latest *l = latest_find(rt, name);
+    return l != NULL && now < l->read_ms + LATEST_TTL_MS ? l->def : NULL;
+}
+
+/* Notes that `def` is the newest version known of its name, as of `now`. */
+static void latest_note(struct runtime *rt, const struct definition *def, uint64_t now)
+{
+    struct latest *l = latest_find(rt, def->name);
+    if (l == NULL) {
+        l = malloc(sizeof(*l));
+        if (l == NULL)
+            return;
+        l->next = rt->latest;
+        rt->latest = l;
+    } else if (l->def->version > def->version) {
+        return;
+    }
+    l->def = def;
+    l->read_ms = now;
 }
 
 /* Parses a stored canonical body and caches it. NULL when it does not parse. */
@@ -355,7 +401,7 @@ static void rs_drop(struct runtime *rt, struct rsaga *rs)
         undefer(rt, st);
     }
     map_remove(rt, rs);
-    waiter_nudge_all(rs);
+    waiter_nudge_all(rs, 1);
     rt->stats.dropped++;
     rs_maybe_free(rt, rs);
 }
@@ -550,9 +596,9 @@ static void on_written(const struct store_write *w, int status)
         if (saga_status_is_terminal(saga_engine_status(rs->engine)))
             rs_drop(rt, rs);
         else
-            waiter_nudge_all(rs);
+            waiter_nudge_all(rs, 1);
     } else if (rs->waiters != NULL) {
-        waiter_nudge_all(rs);
+        waiter_nudge_all(rs, 0);
     }
 
 done:
@@ -650,13 +696,6 @@ int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_r
         registry_untrack(&st->inflight);
         freed = 1;
     }
-    if (m->output_len > rt->cfg.max_payload) {
-        log_warn(rs->id_text, "reply.too_big", "step=%s bytes=%zu limit=%u",
-                 rs->def->steps[m->step_index].name, m->output_len, rt->cfg.max_payload);
-        if (freed)
-            runtime_capacity(rt);
-        return SAGA_ETOOBIG;
-    }
     struct saga_reply reply = {
         .step = (uint16_t)m->step_index,
         .op = m->op,
@@ -666,6 +705,22 @@ int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_r
         .output_len = m->output_len,
         .reason = m->error,
     };
+    int too_big = m->output_len > rt->cfg.max_payload;
+    if (too_big) {
+        /* protocol.md 12: a step output over the limit is recorded as FAIL
+         * (not kept, and not retried: the participant would answer the same);
+         * other ops' outputs are not kept anyway. */
+        log_warn(rs->id_text, "reply.too_big", "step=%s op=%s bytes=%zu limit=%u",
+                 rs->def->steps[m->step_index].name, saga_op_name(m->op), m->output_len,
+                 rt->cfg.max_payload);
+        if (m->outcome == SAGA_OUTCOME_OK &&
+            (m->op == SAGA_OP_ACTION || m->op == SAGA_OP_PREPARE)) {
+            reply.outcome = SAGA_OUTCOME_FAIL;
+            reply.reason = "output over the payload limit";
+        }
+        reply.output = NULL;
+        reply.output_len = 0;
+    }
     int err = saga_engine_reply(rs->engine, &reply, now_ms(), &rt->fx);
     if (err == 0 && rt->fx.ignored != SAGA_APPLIED) {
         rt->stats.replies_ignored++;
@@ -678,7 +733,7 @@ int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_r
         log_warn(rs->id_text, "reply.error", "error=%s", saga_err_name(err));
     if (freed)
         runtime_capacity(rt);
-    return 0;
+    return too_big ? SAGA_ETOOBIG : 0;
 }
 
 /* A command the instance held is lost with its connection: the engine sees the
@@ -921,7 +976,9 @@ static void waiter_fire(struct waiter *w)
     waiter_poll(w);
 }
 
-static void waiter_nudge_all(struct rsaga *rs)
+/* A write of `rs` committed: watchers read the new events; waiters read the
+ * outcome once the saga settled (or it left this coordinator). */
+static void waiter_nudge_all(struct rsaga *rs, int settled)
 {
     struct waiter *w = rs->waiters;
     if (rs->dropped) {
@@ -931,7 +988,8 @@ static void waiter_nudge_all(struct rsaga *rs)
     }
     while (w != NULL) {
         struct waiter *next = w->snext;
-        waiter_poll(w);
+        if (w->watch || settled || rs->dropped)
+            waiter_poll(w);
         w = next;
     }
 }
@@ -1011,6 +1069,12 @@ static void waiter_begin(struct runtime *rt, struct req *req, const uint8_t id[1
         w->rs = rs;
         w->snext = rs->waiters;
         rs->waiters = w;
+        /* Held here and still running: its settling write wakes the waiter;
+         * nothing to read before that. */
+        if (!watch && !settled_status(saga_engine_status(rs->engine))) {
+            waiter_schedule(w);
+            return;
+        }
     }
     waiter_poll(w);
 }
@@ -1053,7 +1117,9 @@ static void on_defined(const struct store_define *d, int status)
         msg.defined.hash = def->hash;
         msg.defined.created = d->created;
         req_reply(&ctx->req, &msg);
-        def_keep(ctx->rt, &ctx->def);
+        const struct definition *kept = def_keep(ctx->rt, &ctx->def);
+        if (kept != NULL)
+            latest_note(ctx->rt, kept, now_ms());
     }
     free(ctx);
 }
@@ -1189,6 +1255,12 @@ static void on_start_def(const struct store_def_result *r, int status)
         start_free(ctx);
         return;
     }
+    if (ctx->version == 0) {
+        struct latest *l = latest_find(ctx->rt, def->name);
+        if (l != NULL && l->def->version > def->version)
+            l->def = def; /* an older version read back: the log is the truth */
+        latest_note(ctx->rt, def, now_ms());
+    }
     start_with(ctx, def);
 }
 
@@ -1260,12 +1332,11 @@ void runtime_start(struct runtime *rt, struct req *req, const struct wire_start 
     if (ctx->name == NULL)
         goto nomem;
     ctx->version = m->version;
-    if (m->version != 0) {
-        const struct definition *def = def_cached(rt, m->definition, m->version);
-        if (def != NULL) {
-            start_with(ctx, def);
-            return;
-        }
+    const struct definition *def = m->version != 0 ? def_cached(rt, m->definition, m->version)
+                                                   : latest_fresh(rt, m->definition, now_ms());
+    if (def != NULL) {
+        start_with(ctx, def);
+        return;
     }
     if (store_definition_get(rt->store, ctx->name, ctx->version, on_start_def, ctx) != 0)
         goto unavailable;
@@ -1687,6 +1758,11 @@ void runtime_close(struct runtime **rtp)
             rs->writes = 0;
             rs_drop(rt, rs);
         }
+    }
+    while (rt->latest != NULL) {
+        struct latest *l = rt->latest;
+        rt->latest = l->next;
+        free(l);
     }
     while (rt->defs != NULL) {
         struct defentry *e = rt->defs;

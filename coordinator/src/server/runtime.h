@@ -74,7 +74,8 @@ void runtime_operate(struct runtime *rt, struct req *req, enum runtime_op op, co
 /* ---- participants */
 
 /* A Reply from `inst`. Returns 0, or SAGA_ETOOBIG when its output is over the
- * payload limit (the reply is then not accepted; the step will time out). */
+ * payload limit: the output is not kept, and a forward OK counts as FAIL
+ * ("output over the payload limit"). */
 int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_reply *m);
 
 /* The 2pc in-doubt query; answers `req` with a Decision. */

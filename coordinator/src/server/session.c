@@ -328,7 +328,8 @@ static void on_participant_msg(struct session *s, struct wire_msg *msg)
         int err = runtime_reply(srv->runtime, s->inst, &msg->reply);
         if (err == SAGA_ETOOBIG)
             send_error(s, msg->request_id, SAGA_ETOOBIG,
-                       "reply output of %zu bytes is over the limit of %u; not accepted",
+                       "reply output of %zu bytes is over the limit of %u: dropped, and an OK "
+                       "to an action or prepare counts as FAIL",
                        msg->reply.output_len, srv->cfg.max_payload);
         return;
     }
