@@ -49,8 +49,8 @@ struct e2e {
     unsigned n_sagad;
     int passed;
     char pg_dir[E2E_DIR]; /* a private PostgreSQL (e2e_begin with private_pg) */
-    void (*cleanup[8])(void *arg);
-    void *cleanup_arg[8];
+    void (*cleanup[32])(void *arg);
+    void *cleanup_arg[32];
     size_t n_cleanup;
 };
 

@@ -1,0 +1,504 @@
+/* End to end on raw sockets, frames built with the codec: garbage, oversized
+ * and malformed frames, unknown bodies, bad handshakes and messages out of
+ * turn each get their fatal Error and a closed connection; a participant's
+ * reply over the payload limit is recorded as a failure. Meanwhile a saga
+ * started alongside completes. Links saga_wire only (not the SDK). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "saga/error.h"
+#include "wire/codec.h"
+
+#define MAX_FRAME   65536
+#define MAX_PAYLOAD 1024
+#define IO_MS       8000
+
+/* ---- a raw connection ---------------------------------------------------------------------- */
+
+struct raw {
+    int fd;
+    struct wire_decoder *dec;
+    uint64_t next_id;
+    int eof;
+};
+
+static void raw_close(void *arg)
+{
+    struct raw *r = arg;
+    if (r->fd >= 0)
+        close(r->fd);
+    wire_decoder_free(&r->dec);
+    free(r);
+}
+
+static struct raw *raw_open(struct e2e *h, const char *addr)
+{
+    struct raw *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->next_id = 1;
+    assert_int_equal(wire_decoder_new(&r->dec, 0), 0);
+    char host[64];
+    const char *colon = strrchr(addr, ':');
+    assert_non_null(colon);
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10))};
+    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->fd >= 0);
+    assert_int_equal(connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int one = 1;
+    setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    e2e_on_teardown(h, raw_close, r);
+    return r;
+}
+
+static void raw_write(struct raw *r, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = send(r->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Sends `m` with the next request id; returns the id. */
+static uint64_t raw_send(struct raw *r, struct wire_msg *m)
+{
+    struct wire_buf buf = {0};
+    if (m->request_id == 0)
+        m->request_id = r->next_id++;
+    assert_int_equal(wire_encode(m, &buf, 0), 0);
+    raw_write(r, buf.data, buf.len);
+    wire_buf_free(&buf);
+    return m->request_id;
+}
+
+/* The next message: 0 with *out set, 1 at end of stream (the peer closed),
+ * 2 when nothing came within timeout_ms. */
+static int raw_try_next(struct raw *r, struct wire_msg *out, unsigned timeout_ms)
+{
+    uint64_t until = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        int rc = wire_decoder_next(r->dec, out);
+        if (rc == 0)
+            return 0;
+        if (rc != SAGA_EAGAIN)
+            fail_msg("the coordinator sent bytes the codec refuses: %s",
+                     wire_decoder_error(r->dec));
+        if (r->eof)
+            return 1;
+        uint64_t now = e2e_now_ms();
+        if (now >= until)
+            return 2;
+        struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)(until - now));
+        if (pr <= 0)
+            continue;
+        uint8_t buf[16384];
+        ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            r->eof = 1; /* closed (or reset after the close) */
+            continue;
+        }
+        assert_int_equal(wire_decoder_feed(r->dec, buf, (size_t)n), 0);
+    }
+}
+
+/* The next message; 1 at end of stream. Fails the test after timeout_ms. */
+static int raw_next(struct raw *r, struct wire_msg *out, unsigned timeout_ms)
+{
+    int rc = raw_try_next(r, out, timeout_ms);
+    if (rc == 2)
+        fail_msg("no frame from the coordinator within %u ms", timeout_ms);
+    return rc;
+}
+
+/* Reads until the answer to `id` (Pings answered, other frames dropped). */
+static void raw_answer(struct raw *r, uint64_t id, struct wire_msg *out)
+{
+    for (;;) {
+        if (raw_next(r, out, IO_MS) != 0)
+            fail_msg("connection closed while waiting for the answer to request %llu",
+                     (unsigned long long)id);
+        if (out->type == WIRE_PING) {
+            struct wire_msg pong = {.request_id = out->request_id, .type = WIRE_PONG};
+            pong.pong.nonce = out->ping.nonce;
+            raw_send(r, &pong);
+        } else if (out->request_id == id) {
+            return;
+        }
+        wire_msg_free_contents(out);
+    }
+}
+
+/* The connection ends with one fatal Error of `code` (request id 0), then EOF. */
+static void raw_expect_fatal(struct raw *r, int code, const char *what)
+{
+    struct wire_msg m;
+    int seen = 0;
+    while (raw_next(r, &m, IO_MS) == 0) {
+        if (m.type == WIRE_ERROR) {
+            if (m.error.code != code || !m.error.fatal || m.request_id != 0)
+                fail_msg("%s: got Error %s fatal=%d id=%llu \"%s\", want fatal %s", what,
+                         saga_err_name(m.error.code), m.error.fatal,
+                         (unsigned long long)m.request_id, m.error.message, saga_err_name(code));
+            seen++;
+        } else if (m.type != WIRE_PING) {
+            fail_msg("%s: got %s before the fatal Error", what, wire_type_name(m.type));
+        }
+        wire_msg_free_contents(&m);
+    }
+    if (seen != 1)
+        fail_msg("%s: the connection closed with %d Error frames, want one fatal %s", what, seen,
+                 saga_err_name(code));
+}
+
+static void raw_hello(struct raw *r, enum wire_role role, const char *service, uint32_t version,
+                      struct wire_msg *out)
+{
+    struct wire_msg m = {.type = WIRE_HELLO};
+    m.hello.service = (char *)service;
+    m.hello.instance_id = (char *)"raw-1";
+    m.hello.protocol_version = version;
+    m.hello.role = role;
+    uint64_t id = raw_send(r, &m);
+    struct wire_msg ok;
+    raw_answer(r, id, &ok);
+    if (ok.type != WIRE_HELLO_OK)
+        fail_msg("Hello: got %s (%s)", wire_type_name(ok.type),
+                 ok.type == WIRE_ERROR ? ok.error.message : "");
+    if (out != NULL)
+        *out = ok;
+    else
+        wire_msg_free_contents(&ok);
+}
+
+/* A client request; the answer's type must be `want`. */
+static void raw_call(struct raw *r, struct wire_msg *m, enum wire_type want, struct wire_msg *out)
+{
+    uint64_t id = raw_send(r, m);
+    raw_answer(r, id, out);
+    if (out->type != want)
+        fail_msg("%s: got %s %s (%s), want %s", wire_type_name(m->type), wire_type_name(out->type),
+                 out->type == WIRE_ERROR ? saga_err_name(out->error.code) : "",
+                 out->type == WIRE_ERROR ? out->error.message : "", wire_type_name(want));
+}
+
+/* ---- the world: sagad, a testpeer, a client, a saga running alongside ---------------------- */
+
+struct world {
+    struct e2e *h;
+    struct e2e_proc *sagad;
+    struct raw *client;
+    uint8_t along[16];
+};
+
+static void define(struct raw *c, const char *json)
+{
+    struct wire_msg m = {.type = WIRE_DEFINE}, out;
+    m.define.definition_json = (char *)json;
+    raw_call(c, &m, WIRE_DEFINED, &out);
+    wire_msg_free_contents(&out);
+}
+
+static void start(struct raw *c, const char *def, uint8_t id[16])
+{
+    struct wire_msg m = {.type = WIRE_START}, out;
+    m.start.definition = (char *)def;
+    m.start.input = (uint8_t *)"{}";
+    m.start.input_len = 2;
+    raw_call(c, &m, WIRE_STARTED, &out);
+    memcpy(id, out.started.saga_id, 16);
+    wire_msg_free_contents(&out);
+}
+
+/* Waits for the saga to settle; returns its SagaInfo (free its contents). */
+static void wait_settled(struct raw *c, const uint8_t id[16], struct wire_msg *out)
+{
+    uint64_t until = e2e_now_ms() + 20000;
+    for (;;) {
+        struct wire_msg m = {.type = WIRE_WAIT};
+        memcpy(m.wait.saga_id, id, 16);
+        m.wait.timeout_ms = 2000;
+        raw_call(c, &m, WIRE_SAGA_INFO, out);
+        saga_status_t s = out->saga_info.status;
+        if (saga_status_is_terminal(s) || s == SAGA_STATUS_STUCK)
+            return;
+        if (e2e_now_ms() > until)
+            fail_msg("saga still %s after 20 s", saga_status_name(s));
+        wire_msg_free_contents(out);
+    }
+}
+
+static struct world world_begin(void **state, const char *name)
+{
+    struct world w = {0};
+    w.h = e2e_begin(state, name, 0);
+    /* A long heartbeat: the raw participant does not ping. */
+    w.sagad = e2e_sagad(
+        w.h, &(struct e2e_sagad_opts){.heartbeat = "10s",
+                                      .extra = {"--max-frame", "65536", "--max-payload", "1024"}});
+    e2e_peer(w.h, &(struct e2e_peer_opts){.coordinators = w.sagad->addr,
+                                          .service = "svc",
+                                          .on = {"slow=delay:1500", "ok=ok"}});
+    w.client = raw_open(w.h, w.sagad->addr);
+    raw_hello(w.client, WIRE_ROLE_CLIENT, "e2e-raw", WIRE_PROTOCOL_VERSION, NULL);
+    define(w.client, "{\"name\": \"along\", \"version\": 1, \"steps\": ["
+                     "{\"name\": \"slow\", \"service\": \"svc\", \"action\": \"slow\"},"
+                     "{\"name\": \"ok\", \"service\": \"svc\", \"action\": \"ok\"}]}");
+    start(w.client, "along", w.along);
+    return w;
+}
+
+/* The saga started first completed, and a new connection still works. */
+static void world_end(struct world *w)
+{
+    struct wire_msg info;
+    wait_settled(w->client, w->along, &info);
+    assert_int_equal(info.saga_info.status, SAGA_STATUS_COMPLETED);
+    wire_msg_free_contents(&info);
+    struct raw *again = raw_open(w->h, w->sagad->addr);
+    raw_hello(again, WIRE_ROLE_CLIENT, "e2e-raw", WIRE_PROTOCOL_VERSION, NULL);
+    uint8_t id[16];
+    start(again, "along", id);
+    wait_settled(again, id, &info);
+    assert_int_equal(info.saga_info.status, SAGA_STATUS_COMPLETED);
+    wire_msg_free_contents(&info);
+    e2e_finish(w->h);
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+static void test_bad_frames(void **state)
+{
+    struct world w = world_begin(state, "frames");
+
+    /* Bytes that are no Envelope (a 5-byte frame of 0xff). */
+    struct raw *r = raw_open(w.h, w.sagad->addr);
+    raw_write(r, "\x00\x00\x00\x05\xff\xff\xff\xff\xff", 9);
+    raw_expect_fatal(r, SAGA_EPROTO, "garbage frame");
+
+    /* Not even frames: text, whose first four bytes read as a huge length. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_write(r, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+    raw_expect_fatal(r, SAGA_ETOOBIG, "HTTP request");
+
+    /* A zero-length frame. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_write(r, "\x00\x00\x00\x00", 4);
+    raw_expect_fatal(r, SAGA_EPROTO, "empty frame");
+
+    /* One byte over --max-frame, refused from the prefix alone (no body sent). */
+    r = raw_open(w.h, w.sagad->addr);
+    uint32_t big = htonl(MAX_FRAME + 1);
+    raw_write(r, &big, 4);
+    raw_expect_fatal(r, SAGA_ETOOBIG, "oversized frame");
+
+    /* The same after a good handshake. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "e2e-raw", WIRE_PROTOCOL_VERSION, NULL);
+    raw_write(r, &big, 4);
+    raw_expect_fatal(r, SAGA_ETOOBIG, "oversized frame after Hello");
+
+    /* An Envelope whose only body is field 99 (unknown to version 1). */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "e2e-raw", WIRE_PROTOCOL_VERSION, NULL);
+    raw_write(r, "\x00\x00\x00\x05\x08\x07\x9a\x06\x00", 9);
+    raw_expect_fatal(r, SAGA_EPROTO, "unknown body");
+
+    /* A body the Envelope knows, with a saga id of 3 bytes (Get, field 17). */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "e2e-raw", WIRE_PROTOCOL_VERSION, NULL);
+    raw_write(r, "\x00\x00\x00\x0a\x08\x07\x8a\x01\x05\x0a\x03\x01\x02\x03", 14);
+    raw_expect_fatal(r, SAGA_EPROTO, "short saga id");
+
+    /* A frame cut short, then the sender goes away: nothing to answer, no harm. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_write(r, "\x00\x00\x01\x00\x08", 5);
+    shutdown(r->fd, SHUT_WR);
+    struct wire_msg m;
+    assert_int_equal(raw_next(r, &m, IO_MS), 1);
+
+    e2e_log_wait(w.sagad, "event=conn.bad_frame", NULL, 7, 2000);
+    world_end(&w);
+}
+
+static void test_bad_handshakes(void **state)
+{
+    struct world w = world_begin(state, "handshake");
+    struct wire_msg m, ok;
+
+    /* Protocol version 0: nothing this coordinator speaks. */
+    struct raw *r = raw_open(w.h, w.sagad->addr);
+    m = (struct wire_msg){.type = WIRE_HELLO};
+    m.hello.service = (char *)"old";
+    m.hello.instance_id = (char *)"old-1";
+    m.hello.protocol_version = 0;
+    m.hello.role = WIRE_ROLE_CLIENT;
+    raw_send(r, &m);
+    raw_expect_fatal(r, SAGA_EVERSION, "version 0");
+
+    /* A newer peer gets the version both speak. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "new", 7, &ok);
+    assert_int_equal(ok.hello_ok.protocol_version, WIRE_PROTOCOL_VERSION);
+    assert_int_equal(ok.hello_ok.max_frame_bytes, MAX_FRAME);
+    assert_int_equal(ok.hello_ok.max_payload_bytes, MAX_PAYLOAD);
+    wire_msg_free_contents(&ok);
+
+    /* A participant Hello without a service. */
+    r = raw_open(w.h, w.sagad->addr);
+    m = (struct wire_msg){.type = WIRE_HELLO};
+    m.hello.instance_id = (char *)"nobody-1";
+    m.hello.protocol_version = WIRE_PROTOCOL_VERSION;
+    m.hello.role = WIRE_ROLE_PARTICIPANT;
+    raw_send(r, &m);
+    raw_expect_fatal(r, SAGA_EINVAL, "participant without service");
+
+    /* A request before Hello. */
+    r = raw_open(w.h, w.sagad->addr);
+    m = (struct wire_msg){.type = WIRE_GET};
+    memcpy(m.get.saga_id, w.along, 16);
+    raw_send(r, &m);
+    raw_expect_fatal(r, SAGA_EPROTO, "Get before Hello");
+
+    /* Hello twice. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "twice", WIRE_PROTOCOL_VERSION, NULL);
+    m = (struct wire_msg){.type = WIRE_HELLO};
+    m.hello.service = (char *)"twice";
+    m.hello.instance_id = (char *)"twice-1";
+    m.hello.protocol_version = WIRE_PROTOCOL_VERSION;
+    m.hello.role = WIRE_ROLE_CLIENT;
+    raw_send(r, &m);
+    raw_expect_fatal(r, SAGA_EPROTO, "second Hello");
+
+    /* A client sending what only participants send. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "pretender", WIRE_PROTOCOL_VERSION, NULL);
+    struct wire_action act = {.name = (char *)"x", .ops = WIRE_OP_BIT(SAGA_OP_ACTION)};
+    m = (struct wire_msg){.type = WIRE_REGISTER};
+    m.reg.actions = &act;
+    m.reg.n_actions = 1;
+    raw_send(r, &m);
+    raw_expect_fatal(r, SAGA_EPROTO, "Register from a client");
+
+    /* A participant sending what only the coordinator sends. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_PARTICIPANT, "odd", WIRE_PROTOCOL_VERSION, NULL);
+    m = (struct wire_msg){.type = WIRE_HELLO_OK};
+    m.hello_ok.coordinator_id = (char *)"me";
+    m.hello_ok.protocol_version = WIRE_PROTOCOL_VERSION;
+    raw_send(r, &m);
+    raw_expect_fatal(r, SAGA_EPROTO, "HelloOk from a participant");
+
+    /* A participant that never says Hello is dropped after three heartbeats
+     * (10 s here): not waited for; the sweep is covered in test_e2e_saga's
+     * heartbeat settings. */
+    world_end(&w);
+}
+
+static void test_reply_over_payload(void **state)
+{
+    struct world w = world_begin(state, "bigreply");
+    /* A participant of our own that answers with too much output. */
+    struct raw *p = raw_open(w.h, w.sagad->addr);
+    raw_hello(p, WIRE_ROLE_PARTICIPANT, "raw", WIRE_PROTOCOL_VERSION, NULL);
+    struct wire_action act = {.name = (char *)"big",
+                              .ops = WIRE_OP_BIT(SAGA_OP_ACTION) | WIRE_OP_BIT(SAGA_OP_COMPENSATE)};
+    struct wire_msg m = {.type = WIRE_REGISTER}, out;
+    m.reg.actions = &act;
+    m.reg.n_actions = 1;
+    uint64_t id = raw_send(p, &m);
+    raw_answer(p, id, &out);
+    assert_int_equal(out.type, WIRE_ACK);
+    wire_msg_free_contents(&out);
+
+    define(w.client, "{\"name\": \"bigout\", \"version\": 1, \"steps\": ["
+                     "{\"name\": \"first\", \"service\": \"svc\", \"action\": \"ok\"},"
+                     "{\"name\": \"big\", \"service\": \"raw\", \"action\": \"big\", "
+                     "\"timeout\": \"2s\"}]}");
+    uint8_t saga[16];
+    start(w.client, "bigout", saga);
+
+    /* The action, answered with one byte more than the limit. */
+    struct wire_msg cmd;
+    assert_int_equal(raw_next(p, &cmd, IO_MS), 0);
+    assert_int_equal(cmd.type, WIRE_COMMAND);
+    assert_int_equal(cmd.command.op, SAGA_OP_ACTION);
+    assert_memory_equal(cmd.command.saga_id, saga, 16);
+    static uint8_t output[MAX_PAYLOAD + 1];
+    memset(output, 'x', sizeof(output));
+    struct wire_msg rep = {.request_id = cmd.request_id, .type = WIRE_REPLY};
+    memcpy(rep.reply.saga_id, cmd.command.saga_id, 16);
+    rep.reply.step_index = cmd.command.step_index;
+    rep.reply.op = cmd.command.op;
+    rep.reply.attempt = cmd.command.attempt;
+    rep.reply.outcome = SAGA_OUTCOME_OK;
+    rep.reply.output = output;
+    rep.reply.output_len = sizeof(output);
+    raw_send(p, &rep);
+    wire_msg_free_contents(&cmd);
+
+    /* Recorded as a refusal: no retry, the step before it is compensated,
+     * the oversized step (failed, so it never took effect) is left alone. */
+    struct wire_msg info;
+    wait_settled(w.client, saga, &info);
+    if (info.saga_info.status != SAGA_STATUS_COMPENSATED)
+        fail_msg("saga is %s (%s), want compensated", saga_status_name(info.saga_info.status),
+                 info.saga_info.error);
+    assert_int_equal(info.saga_info.steps[0].status, SAGA_STEP_COMPENSATED);
+    assert_int_equal(info.saga_info.steps[1].status, SAGA_STEP_FAILED);
+    assert_int_equal(info.saga_info.steps[1].attempts, 1);
+    assert_non_null(strstr(info.saga_info.steps[1].error, "payload limit"));
+    assert_int_equal(info.saga_info.steps[1].output_len, 0);
+    wire_msg_free_contents(&info);
+    /* The participant was told (not fatal) and got nothing more. */
+    int rc;
+    while ((rc = raw_try_next(p, &cmd, 300)) == 0) {
+        if (cmd.type != WIRE_ERROR && cmd.type != WIRE_PING)
+            fail_msg("participant got %s after its oversized reply", wire_type_name(cmd.type));
+        if (cmd.type == WIRE_ERROR) {
+            assert_int_equal(cmd.error.code, SAGA_ETOOBIG);
+            assert_false(cmd.error.fatal);
+        }
+        wire_msg_free_contents(&cmd);
+    }
+    assert_int_equal(rc, 2);
+    e2e_log_wait(w.sagad, "event=reply.too_big", NULL, 1, 2000);
+    world_end(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_bad_frames, e2e_teardown),
+        cmocka_unit_test_teardown(test_bad_handshakes, e2e_teardown),
+        cmocka_unit_test_teardown(test_reply_over_payload, e2e_teardown),
+    };
+    e2e_server_url();
+    return cmocka_run_group_tests_name("e2e_wire", tests, NULL, NULL);
+}
