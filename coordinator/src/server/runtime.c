@@ -1283,6 +1283,7 @@ static void on_start_defined(const struct store_define *d, int status)
         start_free(ctx);
         return;
     }
+    latest_note(ctx->rt, def, now_ms()); /* as a Define does: it may be the newest version */
     start_with(ctx, def);
 }
 
@@ -1380,7 +1381,10 @@ void runtime_list(struct runtime *rt, struct req *req, const struct wire_list *m
         .limit = m->limit > 1000 ? 1000 : m->limit,
         .cursor = m->cursor && m->cursor[0] ? m->cursor : NULL,
     };
-    if (store_list(rt->store, &f, on_list, req) != 0)
+    int err = store_list(rt->store, &f, on_list, req);
+    if (err == SAGA_EINVAL)
+        req_fail(&req, SAGA_EINVAL, "malformed cursor or filter");
+    else if (err != 0)
         req_fail(&req, SAGA_EUNAVAIL, "the saga log is unavailable");
 }
 
