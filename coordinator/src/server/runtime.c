@@ -75,7 +75,8 @@ struct waiter {
     uint64_t until_ms; /* Wait: answer with the state at this time */
     uint32_t last_seq; /* Watch: events sent so far */
     int watch;
-    int busy; /* a read is in flight */
+    int busy;  /* a read is in flight */
+    int again; /* a nudge came while it was: read once more at once */
     int done;
 };
 
@@ -958,8 +959,13 @@ static void waiter_schedule(struct waiter *w)
 
 static void waiter_poll(struct waiter *w)
 {
-    if (w->busy || w->done)
+    if (w->done)
         return;
+    if (w->busy) {
+        w->again = 1; /* the read in flight may predate what woke us */
+        return;
+    }
+    w->again = 0;
     if (!req_alive(w->req)) {
         waiter_finish(w);
         return;
@@ -1040,7 +1046,10 @@ static void waiter_view(struct waiter *w, const struct store_saga_view *view, in
         waiter_finish(w);
         return;
     }
-    waiter_schedule(w);
+    if (w->again)
+        waiter_poll(w);
+    else
+        waiter_schedule(w);
 }
 
 static void waiter_begin(struct runtime *rt, struct req *req, const uint8_t id[16],
