@@ -693,8 +693,11 @@ int e2e_teardown(void **state)
         p = spawn(h, "rm-pg", rm);
         reap(p, 1);
     }
-    if (h->passed)
+    const char *keep = getenv("SAGA_E2E_KEEP");
+    if (h->passed && (keep == NULL || keep[0] == '\0'))
         remove_dir(h->dir);
+    else if (h->passed)
+        fprintf(stderr, "e2e %s: logs kept in %s (SAGA_E2E_KEEP)\n", h->name, h->dir);
     free(h);
     *state = NULL;
     return 0;

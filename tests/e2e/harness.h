@@ -6,7 +6,8 @@
  * Every test owns one `struct e2e`: e2e_begin() stores it in cmocka's state
  * and e2e_teardown() (the test's teardown) kills whatever is still running,
  * prints the tail of every log when the test did not reach e2e_finish(),
- * drops the database and removes the directory of a test that passed.
+ * drops the database and removes the directory of a test that passed
+ * (unless SAGA_E2E_KEEP is set).
  * Children get SIGKILL if the test process dies (PR_SET_PDEATHSIG), so a
  * crashed or timed-out test leaves nothing behind either. */
 #ifndef SAGA_E2E_HARNESS_H
