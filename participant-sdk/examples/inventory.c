@@ -18,6 +18,9 @@
  * "qty": 2, "amount": 40}. Tables: inventory_stock (sku, available,
  * reserved), seeded with a few products, and inventory_reservations (one row
  * per saga: what it reserved, and whether it was released). */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* uv.h needs the POSIX types, also under -std=c11 */
+#endif
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>

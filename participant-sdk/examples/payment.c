@@ -9,6 +9,9 @@
  *
  * Input (JSON): {"order": "A-1", "amount": 40, ...}. Table: payment_charges,
  * one row per saga: the amount charged and whether it was refunded. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* uv.h needs the POSIX types, also under -std=c11 */
+#endif
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>

@@ -8,6 +8,9 @@
  *
  * Input (JSON): {"order": "A-1", ...}. Table: shipping_bookings, one row per
  * saga: the courier booked and whether the booking was cancelled. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* uv.h needs the POSIX types, also under -std=c11 */
+#endif
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
