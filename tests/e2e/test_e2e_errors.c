@@ -273,12 +273,57 @@ static void test_operator_states(void **state)
     world_end(&w);
 }
 
+static void test_auth(void **state)
+{
+    struct e2e *h = e2e_begin(state, "auth", 0);
+    struct e2e_proc *sd =
+        e2e_sagad(h, &(struct e2e_sagad_opts){.extra = {"--auth-token", "s3cret"}});
+    e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
+                                        .service = "svc",
+                                        .on = {"ok=ok"},
+                                        .extra = {"--token", "s3cret"}});
+    /* A participant with the wrong token is refused (and keeps trying). */
+    struct e2e_proc *bad = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
+                                                               .service = "svc",
+                                                               .on = {"ok=ok"},
+                                                               .extra = {"--token", "guess"},
+                                                               .no_wait = 1});
+    e2e_log_wait(bad, "event=coordinator.error", "SAGA_EAUTH", 1, 5000);
+    e2e_log_wait(sd, "event=session.refused", "SAGA_EAUTH", 1, 5000);
+
+    saga_result_t *r = NULL;
+    saga_client_t *anon = e2e_client(h, sd->addr);
+    expect_error(saga_client_define_sync(anon, along_def, &r), &r, SAGA_EAUTH, NULL,
+                 "define without a token");
+    saga_client_t *wrong = saga_client_new(&(saga_client_options_t){
+        .coordinator = sd->addr, .auth_token = "guess", .request_timeout_ms = 5000});
+    assert_non_null(wrong);
+    int rc = saga_client_list_sync(wrong, &(saga_list_filter_t){0}, &r);
+    saga_client_free(&wrong);
+    expect_error(rc, &r, SAGA_EAUTH, NULL, "list with a wrong token");
+
+    saga_client_t *c = saga_client_new(&(saga_client_options_t){
+        .coordinator = sd->addr, .auth_token = "s3cret", .request_timeout_ms = 5000});
+    assert_non_null(c);
+    e2e_define(c, "{\"name\": \"one\", \"version\": 1, \"steps\": ["
+                  "{\"name\": \"ok\", \"service\": \"svc\", \"action\": \"ok\"}]}");
+    uint8_t id[16];
+    e2e_start(c, "one", "{}", NULL, id, NULL);
+    r = e2e_wait(c, id, SETTLE_MS);
+    int status = saga_result_info(r)->status;
+    saga_result_free(&r);
+    saga_client_free(&c);
+    assert_int_equal(status, SAGA_STATUS_COMPLETED);
+    e2e_finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_definitions, e2e_teardown),
         cmocka_unit_test_teardown(test_unknown_ids_and_limits, e2e_teardown),
         cmocka_unit_test_teardown(test_operator_states, e2e_teardown),
+        cmocka_unit_test_teardown(test_auth, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_errors", tests, NULL, NULL);

@@ -215,6 +215,51 @@ static void test_participant_kill9(void **state)
     e2e_finish(h);
 }
 
+static void test_participant_frozen(void **state)
+{
+    struct e2e *h = e2e_begin(state, "frozen", 0);
+    struct e2e_proc *sd = e2e_sagad(h, NULL); /* heartbeat 200 ms: silent 600 ms = dead */
+    e2e_peer(h,
+             &(struct e2e_peer_opts){.coordinators = sd->addr, .service = "first", .on = {"a=ok"}});
+    struct e2e_proc *p[2];
+    p[0] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
+                                               .service = "svc",
+                                               .instance = "svc-x",
+                                               .on = {"b=delay:1000"}});
+    p[1] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
+                                               .service = "svc",
+                                               .instance = "svc-y",
+                                               .on = {"b=delay:1000"}});
+    saga_client_t *c = e2e_client(h, sd->addr);
+    e2e_define(c, two_def);
+    uint8_t id[16];
+    char text[37];
+    e2e_start(c, "two", "{}", NULL, id, text);
+    e2e_rec_wait(h, text, "b", "action", 1, 10000);
+    struct e2e_rec *rec;
+    size_t n = e2e_records(h, NULL, &rec);
+    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
+    int victim = strcmp(rec[first].instance, "svc-x") == 0 ? 0 : 1;
+    free(rec);
+    /* Frozen, not dead: its socket stays open but it no longer pings. */
+    e2e_signal(p[victim], SIGSTOP);
+    e2e_log_wait(sd, "event=session.refused", "SAGA_ETIMEDOUT", 1, 5000);
+    saga_result_t *r = e2e_expect(c, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
+    saga_result_free(&r);
+    e2e_signal(p[victim], SIGCONT);
+
+    n = e2e_records(h, NULL, &rec);
+    assert_int_equal(e2e_rec_count(rec, n, text, "b", "action"), 2);
+    first = e2e_rec_find(rec, n, 0, text, "b", "action");
+    long second = e2e_rec_find(rec, n, (size_t)first + 1, text, "b", "action");
+    assert_string_equal(rec[second].instance, p[1 - victim]->instance);
+    e2e_rec_check_keys(rec, n, text);
+    free(rec);
+    /* Thawed, it reconnects and serves again. */
+    e2e_log_wait(p[victim], "event=registered", NULL, 2, 10000);
+    e2e_finish(h);
+}
+
 static void test_sigterm_hands_over(void **state)
 {
     struct e2e *h = e2e_begin(state, "sigterm", 0);
@@ -253,6 +298,7 @@ int main(void)
         cmocka_unit_test_teardown(test_takeover_after_lease, e2e_teardown),
         cmocka_unit_test_teardown(test_participant_crash, e2e_teardown),
         cmocka_unit_test_teardown(test_participant_kill9, e2e_teardown),
+        cmocka_unit_test_teardown(test_participant_frozen, e2e_teardown),
         cmocka_unit_test_teardown(test_sigterm_hands_over, e2e_teardown),
     };
     e2e_server_url();

@@ -466,6 +466,139 @@ static void test_idempotent_start(void **state)
     world_end(&w);
 }
 
+struct watched {
+    size_t n;
+    uint64_t last_seq;
+    int gaps;
+    char last_kind[64];
+};
+
+static void on_event(saga_client_t *c, const saga_event_t *ev, void *data)
+{
+    struct watched *w = data;
+    (void)c;
+    if (ev->seq != w->last_seq + 1)
+        w->gaps++;
+    w->last_seq = ev->seq;
+    w->n++;
+    snprintf(w->last_kind, sizeof(w->last_kind), "%s", ev->kind);
+}
+
+static void test_watch_wait_services(void **state)
+{
+    struct world w = world_begin(state, "watch");
+    struct e2e_proc *p = peer(&w, "svc", (const char *[]){"a=delay:400", "b=ok", NULL});
+    e2e_define(w.c, "{\"name\": \"two\", \"version\": 1, \"steps\": ["
+                    "{\"name\": \"a\", \"service\": \"svc\", \"action\": \"a\"},"
+                    "{\"name\": \"b\", \"service\": \"svc\", \"action\": \"b\"}]}");
+
+    /* Services: the testpeer, on this coordinator, with its actions. */
+    saga_result_t *r = NULL;
+    assert_int_equal(saga_client_services_sync(w.c, &r), 0);
+    assert_int_equal(saga_result_service_count(r), 1);
+    const saga_service_info_t *svc = saga_result_service_at(r, 0);
+    assert_string_equal(svc->name, "svc");
+    assert_int_equal(svc->n_instances, 1);
+    assert_string_equal(svc->instances[0].instance_id, p->instance);
+    assert_string_equal(svc->instances[0].coordinator_id, w.sagad->instance);
+    assert_int_equal(svc->instances[0].n_actions, 2);
+    saga_result_free(&r);
+
+    /* A short Wait on a running saga answers in time, with the state then. */
+    uint8_t id[16];
+    e2e_start(w.c, "two", "{}", NULL, id, NULL);
+    uint64_t t0 = e2e_now_ms();
+    assert_int_equal(saga_client_wait_sync(w.c, id, 100, &r), 0);
+    assert_true(e2e_now_ms() - t0 < 1000);
+    assert_int_equal(saga_result_info(r)->status, SAGA_STATUS_RUNNING);
+    saga_result_free(&r);
+
+    /* Watch: every event once, in order, then the final state. */
+    struct watched seen = {0};
+    assert_int_equal(saga_client_watch_sync(w.c, id, on_event, &seen, &r), 0);
+    assert_int_equal(saga_result_info(r)->status, SAGA_STATUS_COMPLETED);
+    assert_int_equal(seen.gaps, 0);
+    assert_int_equal(seen.n, saga_result_info(r)->n_events);
+    assert_string_equal(seen.last_kind, "saga.completed");
+    saga_result_free(&r);
+    /* Watching a finished saga replays its timeline. */
+    struct watched again = {0};
+    assert_int_equal(saga_client_watch_sync(w.c, id, on_event, &again, &r), 0);
+    assert_int_equal(again.n, seen.n);
+    saga_result_free(&r);
+    world_end(&w);
+}
+
+static void test_deadline(void **state)
+{
+    struct world w = world_begin(state, "deadline");
+    peer(&w, "svc", (const char *[]){"a=ok", "b=delay:2000", NULL});
+    e2e_define(w.c, "{\"name\": \"late\", \"version\": 1, \"timeout\": \"800ms\", \"steps\": ["
+                    "{\"name\": \"a\", \"service\": \"svc\", \"action\": \"a\"},"
+                    "{\"name\": \"b\", \"service\": \"svc\", \"action\": \"b\", "
+                    "\"timeout\": \"5s\"}]}");
+    uint8_t id[16];
+    char text[37];
+    e2e_start(w.c, "late", "{}", NULL, id, text);
+    saga_result_t *r = e2e_expect(w.c, id, SAGA_STATUS_COMPENSATED, SETTLE_MS);
+    const saga_info_t *info = saga_result_info(r);
+    assert_non_null(strstr(info->error, "deadline"));
+    assert_true(info->deadline_ms > 0);
+    /* b was out when the deadline hit: its late OK is taken, then undone. */
+    assert_int_equal(e2e_step(info, "b")->status, SAGA_STEP_COMPENSATED);
+    assert_int_equal(e2e_step(info, "a")->status, SAGA_STEP_COMPENSATED);
+    assert_int_equal(e2e_step(info, "b")->attempts, 1);
+    saga_result_free(&r);
+    struct e2e_rec *rec;
+    size_t n = e2e_records(w.h, NULL, &rec);
+    long cb = e2e_rec_find(rec, n, 0, text, "b", "compensate");
+    long ca = e2e_rec_find(rec, n, 0, text, "a", "compensate");
+    assert_true(cb > 0 && ca > cb);
+    free(rec);
+    world_end(&w);
+}
+
+#define MANY 40
+
+static void test_many(void **state)
+{
+    struct world w = world_begin(state, "many");
+    peer(&w, "inventory", (const char *[]){"reserve=ok", NULL});
+    peer(&w, "payment", (const char *[]){"charge=ok", "ship=ok", NULL});
+    e2e_define(w.c, "{\"name\": \"order\", \"version\": 1, \"steps\": ["
+                    "{\"name\": \"reserve\", \"service\": \"inventory\", \"action\": \"reserve\"},"
+                    "{\"name\": \"charge\", \"service\": \"payment\", \"action\": \"charge\"},"
+                    "{\"name\": \"ship\", \"service\": \"payment\", \"action\": \"ship\"}]}");
+    static uint8_t ids[MANY][16];
+    static char texts[MANY][37];
+    for (size_t i = 0; i < MANY; i++) {
+        char input[32];
+        snprintf(input, sizeof(input), "{\"order\": %zu}", i);
+        e2e_start(w.c, "order", input, NULL, ids[i], texts[i]);
+    }
+    for (size_t i = 0; i < MANY; i++)
+        saga_result_free(
+            &(saga_result_t *){e2e_expect(w.c, ids[i], SAGA_STATUS_COMPLETED, SETTLE_MS)});
+    struct e2e_rec *rec;
+    size_t n = e2e_records(w.h, NULL, &rec);
+    assert_int_equal(n, 3 * MANY);
+    for (size_t i = 0; i < MANY; i++) {
+        assert_int_equal(e2e_rec_count(rec, n, texts[i], "reserve", "action"), 1);
+        assert_int_equal(e2e_rec_count(rec, n, texts[i], "charge", "action"), 1);
+        assert_int_equal(e2e_rec_count(rec, n, texts[i], "ship", "action"), 1);
+    }
+    e2e_rec_check_keys(rec, n, NULL);
+    free(rec);
+    saga_result_t *l = NULL;
+    assert_int_equal(
+        saga_client_list_sync(
+            w.c, &(saga_list_filter_t){.status = SAGA_STATUS_COMPLETED, .limit = MANY + 10}, &l),
+        0);
+    assert_int_equal(saga_result_list_count(l), MANY);
+    saga_result_free(&l);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +611,9 @@ int main(void)
         cmocka_unit_test_teardown(test_pivot_and_retriable, e2e_teardown),
         cmocka_unit_test_teardown(test_two_phase, e2e_teardown),
         cmocka_unit_test_teardown(test_idempotent_start, e2e_teardown),
+        cmocka_unit_test_teardown(test_watch_wait_services, e2e_teardown),
+        cmocka_unit_test_teardown(test_deadline, e2e_teardown),
+        cmocka_unit_test_teardown(test_many, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_saga", tests, NULL, NULL);
