@@ -124,6 +124,11 @@ still=0
 for p in $pids; do kill -0 "$p" 2>/dev/null && still=1; done
 [[ $still -eq 0 ]] && ok "every process up.sh started is gone" || bad "still running: $pids"
 [[ -z $(ls "$state/run") ]] && ok "run/ is empty" || bad "run/ holds $(ls "$state/run")"
+if grep -l -E 'Sanitizer|runtime error:' "$state"/log/*.log; then
+    bad "a sanitizer report in the logs above"
+else
+    ok "no sanitizer report in the logs"
+fi
 [[ -f $state/pg/data/PG_VERSION ]] && ok "the data is kept" || bad "the data is gone"
 # The saga log survives a restart of its database.
 url=$("$src/tests/support/pg.sh" start "$state/pg")
