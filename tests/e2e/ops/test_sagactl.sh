@@ -213,6 +213,20 @@ has show_undo out "refuse   payment    refuse   failed       1"
 has show_undo out "timeline (from the start)"
 has show_undo out "saga.compensated"
 if grep -q $'\033' "$work/show_undo.out"; then bad "show: colour without a terminal"; else ok "show: no colour off a terminal"; fi
+if command -v script >/dev/null; then
+    # On a terminal (script gives it one): colour, unless NO_COLOR says no.
+    script -qc "env -u NO_COLOR SAGA_COORDINATOR=$SAGA_COORDINATOR $bin/sagactl show $undo_id" \
+        /dev/null >"$work/show_tty.out" 2>&1
+    grep -q $'\033\\[33mCOMPENSATED' "$work/show_tty.out" && ok "show: colour on a terminal" ||
+        bad "show: no colour on a terminal"
+    script -qc "env NO_COLOR=1 SAGA_COORDINATOR=$SAGA_COORDINATOR $bin/sagactl show $undo_id" \
+        /dev/null >"$work/show_tty_nc.out" 2>&1
+    if grep -q $'\033' "$work/show_tty_nc.out" || ! grep -q COMPENSATED "$work/show_tty_nc.out"; then
+        bad "show: NO_COLOR on a terminal"
+    else
+        ok "show: NO_COLOR turns colour off on a terminal"
+    fi
+fi
 expect show_json 0 ctl show "$undo_id" --json
 json show_json "d['saga_id'] == '$undo_id' and d['status'] == 'compensated' and d['terminal'] is True and d['definition'] == 'undo-saga' and d['mode'] == 'saga'"
 json show_json '[s["name"] for s in d["steps"]] == ["reserve", "refuse"] and [s["status"] for s in d["steps"]] == ["compensated", "failed"]'
