@@ -168,7 +168,8 @@ static void op_usage(enum op_kind k, FILE *out)
         break;
     }
     fprintf(out, "\n"
-                 "  --reason TEXT  recorded in the saga's timeline (default: \"by sagactl\")\n"
+                 "  --reason TEXT  why, for the record: sagad logs it with the command\n"
+                 "                 (default: \"by sagactl COMMAND as $USER\")\n"
                  "  --json         the saga after the command, as sagactl show --json\n"
                  "\n"
                  "Prints the saga's id and the state the command led to.\n"
