@@ -1,7 +1,7 @@
-/* End to end, failures of processes: sagad killed with SIGKILL mid-saga and
+/* End to end, failures of the coordinator: sagad killed with SIGKILL
+ * mid-saga (going forward, compensating, preparing, committing) and
  * restarted under its instance id, or replaced by a peer once its lease
- * expires; a participant crashing or killed mid-step with another instance of
- * its service; sagad stopped with SIGTERM handing its sagas over at once.
+ * expires; sagad stopped with SIGTERM handing its sagas over at once.
  * Every saga finishes and no step's effect happens twice: a step is only ever
  * sent again under its one idempotency key. */
 #include <setjmp.h>
@@ -123,140 +123,100 @@ static void test_takeover_after_lease(void **state)
     e2e_finish(h);
 }
 
-static const char two_def[] = "{\"name\": \"two\", \"version\": 1, \"steps\": ["
-                              "{\"name\": \"a\", \"service\": \"first\", \"action\": \"a\"},"
-                              "{\"name\": \"b\", \"service\": \"svc\", \"action\": \"b\"}]}";
-
-static void test_participant_crash(void **state)
+/* Restarts `a` in place: same instance id, same address, same lease. */
+static struct e2e_proc *restart(struct e2e *h, struct e2e_proc *a, const char *lease)
 {
-    struct e2e *h = e2e_begin(state, "crash", 0);
-    struct e2e_proc *sd = e2e_sagad(h, NULL);
+    e2e_kill9(a);
+    struct e2e_sagad_opts so = {.instance_id = a->instance, .listen = a->addr, .lease = lease};
+    return e2e_sagad(h, &so);
+}
+
+static void test_kill9_while_compensating(void **state)
+{
+    struct e2e *h = e2e_begin(state, "kill9comp", 0);
+    struct e2e_proc *a =
+        e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-a", .lease = "10s"});
+    e2e_peer(h, &(struct e2e_peer_opts){.coordinators = a->addr,
+                                        .service = "first",
+                                        .on = {"a=ok", "a.compensate=delay:1500"}});
     e2e_peer(h,
-             &(struct e2e_peer_opts){.coordinators = sd->addr, .service = "first", .on = {"a=ok"}});
-    struct e2e_proc *x = e2e_peer(
-        h, &(struct e2e_peer_opts){
-               .coordinators = sd->addr, .service = "svc", .instance = "svc-x", .on = {"b=crash"}});
-    saga_client_t *c = e2e_client(h, sd->addr);
-    e2e_define(c, two_def);
+             &(struct e2e_peer_opts){.coordinators = a->addr, .service = "svc", .on = {"b=fail"}});
+    saga_client_t *c = e2e_client(h, a->addr);
+    e2e_define(c, "{\"name\": \"back\", \"version\": 1, \"steps\": ["
+                  "{\"name\": \"a\", \"service\": \"first\", \"action\": \"a\"},"
+                  "{\"name\": \"b\", \"service\": \"svc\", \"action\": \"b\"}]}");
     uint8_t id[16];
     char text[37];
-    e2e_start(c, "two", "{}", NULL, id, text);
-    /* svc-x dies in the middle of b; the command is lost with its connection. */
-    assert_int_equal(e2e_wait_exit(x, 10000), 3);
-    e2e_log_wait(sd, "event=command.lost", "step=b", 1, 5000);
-    saga_result_t *r = NULL;
-    assert_int_equal(saga_client_get_sync(c, id, &r), 0);
-    assert_int_equal(saga_result_info(r)->status, SAGA_STATUS_RUNNING);
-    saga_result_free(&r);
-    /* Another instance of the service gets it. */
-    e2e_peer(h,
-             &(struct e2e_peer_opts){
-                 .coordinators = sd->addr, .service = "svc", .instance = "svc-y", .on = {"b=ok"}});
-    r = e2e_expect(c, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
-    assert_true(e2e_step(saga_result_info(r), "b")->attempts >= 2);
-    saga_result_free(&r);
+    e2e_start(c, "back", "{}", NULL, id, text);
+    e2e_rec_wait(h, text, "a", "compensate", 1, 10000);
 
+    struct e2e_proc *a2 = restart(h, a, "10s");
+    e2e_log_wait(a2, "event=saga.resumed", "status=compensating", 1, 5000);
+    saga_result_t *r = e2e_expect(c, id, SAGA_STATUS_COMPENSATED, SETTLE_MS);
+    assert_int_equal(e2e_step(saga_result_info(r), "b")->status, SAGA_STEP_FAILED);
+    saga_result_free(&r);
     struct e2e_rec *rec;
     size_t n = e2e_records(h, NULL, &rec);
-    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    assert_true(first >= 0);
-    assert_string_equal(rec[first].instance, "svc-x");
-    long second = e2e_rec_find(rec, n, (size_t)first + 1, text, "b", "action");
-    assert_true(second > first);
-    assert_string_equal(rec[second].instance, "svc-y");
-    assert_true(rec[second].attempt > rec[first].attempt);
-    assert_int_equal(e2e_rec_count(rec, n, text, "a", "action"), 1);
-    assert_int_equal(e2e_rec_count(rec, n, text, NULL, "compensate"), 0);
+    /* Nothing went forward again once compensation had begun. */
+    assert_int_equal(e2e_rec_count(rec, n, text, NULL, "action"), 2);
+    assert_true(e2e_rec_count(rec, n, text, "a", "compensate") >= 1);
+    assert_int_equal(e2e_rec_count(rec, n, text, "b", "compensate"), 0);
     e2e_rec_check_keys(rec, n, text);
     free(rec);
     e2e_finish(h);
 }
 
-static void test_participant_kill9(void **state)
+static const char *tpc_def(const char *name, const char *x, const char *y)
 {
-    struct e2e *h = e2e_begin(state, "peerkill", 0);
-    struct e2e_proc *sd = e2e_sagad(h, NULL);
-    e2e_peer(h,
-             &(struct e2e_peer_opts){.coordinators = sd->addr, .service = "first", .on = {"a=ok"}});
-    struct e2e_proc *p[2];
-    p[0] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-x",
-                                               .on = {"b=delay:1500"}});
-    p[1] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-y",
-                                               .on = {"b=delay:1500"}});
-    saga_client_t *c = e2e_client(h, sd->addr);
-    e2e_define(c, two_def);
-    uint8_t id[16];
-    char text[37];
-    e2e_start(c, "two", "{}", NULL, id, text);
-    e2e_rec_wait(h, text, "b", "action", 1, 10000);
-    struct e2e_rec *rec;
-    size_t n = e2e_records(h, NULL, &rec);
-    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    int victim = strcmp(rec[first].instance, "svc-x") == 0 ? 0 : 1;
-    free(rec);
-    /* Kill whichever instance holds b while it works on it. */
-    e2e_kill9(p[victim]);
-    saga_result_t *r = e2e_expect(c, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
-    saga_result_free(&r);
-
-    n = e2e_records(h, NULL, &rec);
-    assert_int_equal(e2e_rec_count(rec, n, text, "b", "action"), 2);
-    first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    long second = e2e_rec_find(rec, n, (size_t)first + 1, text, "b", "action");
-    assert_string_equal(rec[first].instance, p[victim]->instance);
-    assert_string_equal(rec[second].instance, p[1 - victim]->instance);
-    assert_int_equal(rec[second].attempt, rec[first].attempt + 1);
-    e2e_rec_check_keys(rec, n, text);
-    free(rec);
-    e2e_finish(h);
+    static char buf[512];
+    snprintf(buf, sizeof(buf),
+             "{\"name\": \"%s\", \"version\": 1, \"mode\": \"2pc\", \"steps\": ["
+             "{\"name\": \"x\", \"service\": \"bank\", \"action\": \"%s\"},"
+             "{\"name\": \"y\", \"service\": \"bank\", \"action\": \"%s\", \"after\": []}]}",
+             name, x, y);
+    return buf;
 }
 
-static void test_participant_frozen(void **state)
+static void test_kill9_two_phase(void **state)
 {
-    struct e2e *h = e2e_begin(state, "frozen", 0);
-    struct e2e_proc *sd = e2e_sagad(h, NULL); /* heartbeat 200 ms: silent 600 ms = dead */
-    e2e_peer(h,
-             &(struct e2e_peer_opts){.coordinators = sd->addr, .service = "first", .on = {"a=ok"}});
-    struct e2e_proc *p[2];
-    p[0] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-x",
-                                               .on = {"b=delay:1000"}});
-    p[1] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-y",
-                                               .on = {"b=delay:1000"}});
-    saga_client_t *c = e2e_client(h, sd->addr);
-    e2e_define(c, two_def);
-    uint8_t id[16];
-    char text[37];
-    e2e_start(c, "two", "{}", NULL, id, text);
-    e2e_rec_wait(h, text, "b", "action", 1, 10000);
+    struct e2e *h = e2e_begin(state, "kill9tpc", 0);
+    struct e2e_proc *a =
+        e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-a", .lease = "10s"});
+    e2e_peer(h, &(struct e2e_peer_opts){.coordinators = a->addr,
+                                        .service = "bank",
+                                        .on = {"x=ok", "y-slow=ok", "y-slow.prepare=delay:1500",
+                                               "x-slow=ok", "x-slow.commit=delay:1500"}});
+    saga_client_t *c = e2e_client(h, a->addr);
+    e2e_define(c, tpc_def("preparing", "x", "y-slow"));
+    e2e_define(c, tpc_def("committing", "x-slow", "x"));
+    uint8_t p[16], k[16];
+    char pt[37], kt[37];
+    e2e_start(c, "preparing", "{}", NULL, p, pt);
+    e2e_start(c, "committing", "{}", NULL, k, kt);
+    /* One saga is still preparing, the other has decided to commit. */
+    e2e_rec_wait(h, pt, "y", "prepare", 1, 10000);
+    e2e_rec_wait(h, kt, "x", "commit", 1, 10000);
+
+    struct e2e_proc *a2 = restart(h, a, "10s");
+    e2e_log_wait(a2, "event=saga.resumed", NULL, 2, 5000);
+    saga_result_free(&(saga_result_t *){e2e_expect(c, p, SAGA_STATUS_COMMITTED, SETTLE_MS)});
+    saga_result_free(&(saga_result_t *){e2e_expect(c, k, SAGA_STATUS_COMMITTED, SETTLE_MS)});
     struct e2e_rec *rec;
     size_t n = e2e_records(h, NULL, &rec);
-    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    int victim = strcmp(rec[first].instance, "svc-x") == 0 ? 0 : 1;
+    const char *both[] = {pt, kt};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(e2e_rec_count(rec, n, both[i], NULL, "abort"), 0);
+        assert_true(e2e_rec_count(rec, n, both[i], "x", "commit") >= 1);
+        assert_true(e2e_rec_count(rec, n, both[i], "y", "commit") >= 1);
+        /* no commit before both prepares */
+        long first_commit = e2e_rec_find(rec, n, 0, both[i], NULL, "commit");
+        assert_true(e2e_rec_find(rec, n, 0, both[i], "x", "prepare") < first_commit);
+        assert_true(e2e_rec_find(rec, n, 0, both[i], "y", "prepare") < first_commit);
+        e2e_rec_check_keys(rec, n, both[i]);
+    }
+    /* The decided saga was not prepared again. */
+    assert_int_equal(e2e_rec_count(rec, n, kt, NULL, "prepare"), 2);
     free(rec);
-    /* Frozen, not dead: its socket stays open but it no longer pings. */
-    e2e_signal(p[victim], SIGSTOP);
-    e2e_log_wait(sd, "event=session.refused", "SAGA_ETIMEDOUT", 1, 5000);
-    saga_result_t *r = e2e_expect(c, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
-    saga_result_free(&r);
-    e2e_signal(p[victim], SIGCONT);
-
-    n = e2e_records(h, NULL, &rec);
-    assert_int_equal(e2e_rec_count(rec, n, text, "b", "action"), 2);
-    first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    long second = e2e_rec_find(rec, n, (size_t)first + 1, text, "b", "action");
-    assert_string_equal(rec[second].instance, p[1 - victim]->instance);
-    e2e_rec_check_keys(rec, n, text);
-    free(rec);
-    /* Thawed, it reconnects and serves again. */
-    e2e_log_wait(p[victim], "event=registered", NULL, 2, 10000);
     e2e_finish(h);
 }
 
@@ -296,9 +256,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_kill9_restart_same_id, e2e_teardown),
         cmocka_unit_test_teardown(test_takeover_after_lease, e2e_teardown),
-        cmocka_unit_test_teardown(test_participant_crash, e2e_teardown),
-        cmocka_unit_test_teardown(test_participant_kill9, e2e_teardown),
-        cmocka_unit_test_teardown(test_participant_frozen, e2e_teardown),
+        cmocka_unit_test_teardown(test_kill9_while_compensating, e2e_teardown),
+        cmocka_unit_test_teardown(test_kill9_two_phase, e2e_teardown),
         cmocka_unit_test_teardown(test_sigterm_hands_over, e2e_teardown),
     };
     e2e_server_url();
