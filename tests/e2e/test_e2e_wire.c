@@ -253,17 +253,17 @@ static void wait_settled(struct raw *c, const uint8_t id[16], struct wire_msg *o
     }
 }
 
-static struct world world_begin(void **state, const char *name)
+/* `heartbeat`: NULL for a long one (the raw participant does not ping). */
+static struct world world_begin_hb(void **state, const char *name, const char *heartbeat)
 {
     struct world w = {0};
     w.h = e2e_begin(state, name, 0);
-    /* A long heartbeat: the raw participant does not ping. */
     w.sagad = e2e_sagad(
-        w.h, &(struct e2e_sagad_opts){.heartbeat = "10s",
+        w.h, &(struct e2e_sagad_opts){.heartbeat = heartbeat ? heartbeat : "10s",
                                       .extra = {"--max-frame", "65536", "--max-payload", "1024"}});
     e2e_peer(w.h, &(struct e2e_peer_opts){.coordinators = w.sagad->addr,
                                           .service = "svc",
-                                          .on = {"slow=delay:1500", "ok=ok"}});
+                                          .on = {"slow=delay:800", "ok=ok", "wide=ok"}});
     w.client = raw_open(w.h, w.sagad->addr);
     raw_hello(w.client, WIRE_ROLE_CLIENT, "e2e-raw", WIRE_PROTOCOL_VERSION, NULL);
     define(w.client, "{\"name\": \"along\", \"version\": 1, \"steps\": ["
@@ -271,6 +271,11 @@ static struct world world_begin(void **state, const char *name)
                      "{\"name\": \"ok\", \"service\": \"svc\", \"action\": \"ok\"}]}");
     start(w.client, "along", w.along);
     return w;
+}
+
+static struct world world_begin(void **state, const char *name)
+{
+    return world_begin_hb(state, name, NULL);
 }
 
 /* The saga started first completed, and a new connection still works. */
@@ -492,12 +497,144 @@ static void test_reply_over_payload(void **state)
     world_end(&w);
 }
 
+static void test_silence(void **state)
+{
+    struct world w = world_begin_hb(state, "silence", "200ms");
+    /* A connection that never says Hello is closed after three heartbeats. */
+    struct raw *r = raw_open(w.h, w.sagad->addr);
+    uint64_t t0 = e2e_now_ms();
+    raw_expect_fatal(r, SAGA_ETIMEDOUT, "no Hello");
+    assert_true(e2e_now_ms() - t0 >= 500);
+    /* A client may sit idle: it is not swept. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_CLIENT, "idle", WIRE_PROTOCOL_VERSION, NULL);
+    e2e_sleep_ms(1000);
+    struct wire_msg m = {.type = WIRE_GET}, out;
+    memcpy(m.get.saga_id, w.along, 16);
+    raw_call(r, &m, WIRE_SAGA_INFO, &out);
+    wire_msg_free_contents(&out);
+    /* A participant that stops pinging is dropped. */
+    r = raw_open(w.h, w.sagad->addr);
+    raw_hello(r, WIRE_ROLE_PARTICIPANT, "quiet", WIRE_PROTOCOL_VERSION, NULL);
+    raw_expect_fatal(r, SAGA_ETIMEDOUT, "silent participant");
+    world_end(&w);
+}
+
+/* 70 steps side by side with 1000 bytes of input each, then one after all
+ * of them: its command (input and 70 outputs) cannot fit in a 64 KiB frame. */
+static void test_too_large(void **state)
+{
+    struct world w = world_begin(state, "toolarge");
+    char def[16384];
+    size_t o =
+        (size_t)snprintf(def, sizeof(def), "{\"name\": \"wide\", \"version\": 1, \"steps\": [");
+    for (int i = 0; i < 70; i++)
+        o += (size_t)snprintf(def + o, sizeof(def) - o,
+                              "{\"name\": \"s%d\", \"service\": \"svc\", \"action\": \"wide\", "
+                              "\"after\": []},",
+                              i);
+    o += (size_t)snprintf(def + o, sizeof(def) - o,
+                          "{\"name\": \"join\", \"service\": \"svc\", \"action\": \"ok\", "
+                          "\"after\": [");
+    for (int i = 0; i < 70; i++)
+        o += (size_t)snprintf(def + o, sizeof(def) - o, "%s\"s%d\"", i ? ", " : "", i);
+    snprintf(def + o, sizeof(def) - o, "]}]}");
+    define(w.client, def);
+    static uint8_t input[1000];
+    memset(input, ' ', sizeof(input));
+    input[0] = '"';
+    input[sizeof(input) - 1] = '"';
+    struct wire_msg m = {.type = WIRE_START}, out;
+    m.start.definition = (char *)"wide";
+    m.start.input = input;
+    m.start.input_len = sizeof(input);
+    raw_call(w.client, &m, WIRE_STARTED, &out);
+    uint8_t id[16];
+    memcpy(id, out.started.saga_id, 16);
+    wire_msg_free_contents(&out);
+
+    /* Settles: the join cannot be sent, so it fails and the rest is undone.
+     * Its SagaInfo (70 outputs of 1000 bytes) is over the frame limit too:
+     * List says how it ended, Get and Wait get a non-fatal TOOBIG. */
+    uint64_t until = e2e_now_ms() + 20000;
+    for (;;) {
+        struct wire_msg l = {.type = WIRE_LIST};
+        l.list.definition = (char *)"wide";
+        raw_call(w.client, &l, WIRE_SAGA_LIST, &out);
+        assert_int_equal(out.saga_list.n_sagas, 1);
+        saga_status_t st = out.saga_list.sagas[0].status;
+        wire_msg_free_contents(&out);
+        if (st == SAGA_STATUS_COMPENSATED)
+            break;
+        if (saga_status_is_terminal(st) || st == SAGA_STATUS_STUCK || e2e_now_ms() > until)
+            fail_msg("wide saga is %s, want compensated", saga_status_name(st));
+        e2e_sleep_ms(100);
+    }
+    m = (struct wire_msg){.type = WIRE_GET};
+    memcpy(m.get.saga_id, id, 16);
+    raw_call(w.client, &m, WIRE_ERROR, &out);
+    assert_int_equal(out.error.code, SAGA_ETOOBIG);
+    assert_false(out.error.fatal);
+    wire_msg_free_contents(&out);
+    m = (struct wire_msg){.type = WIRE_WAIT};
+    memcpy(m.wait.saga_id, id, 16);
+    raw_call(w.client, &m, WIRE_ERROR, &out);
+    assert_int_equal(out.error.code, SAGA_ETOOBIG);
+    wire_msg_free_contents(&out);
+    e2e_log_wait(w.sagad, "event=command.too_big", "step=join", 1, 1000);
+    world_end(&w); /* the same connection goes on */
+}
+
+/* Starts with one idempotency key, pipelined on one connection and sent on
+ * another at the same time: one saga. */
+static void test_same_key_at_once(void **state)
+{
+    struct world w = world_begin(state, "samekey");
+    struct raw *other = raw_open(w.h, w.sagad->addr);
+    raw_hello(other, WIRE_ROLE_CLIENT, "other", WIRE_PROTOCOL_VERSION, NULL);
+    uint64_t ids[6];
+    struct raw *conn[6];
+    for (int i = 0; i < 6; i++) {
+        struct wire_msg m = {.type = WIRE_START};
+        m.start.definition = (char *)"along";
+        m.start.input = (uint8_t *)"{}";
+        m.start.input_len = 2;
+        m.start.idempotency_key = (char *)"the-one";
+        conn[i] = i % 2 ? other : w.client;
+        ids[i] = raw_send(conn[i], &m);
+    }
+    uint8_t first[16];
+    int created = 0;
+    for (int i = 0; i < 6; i++) {
+        struct wire_msg out;
+        raw_answer(conn[i], ids[i], &out);
+        if (out.type != WIRE_STARTED)
+            fail_msg("start %d: %s %s", i, wire_type_name(out.type),
+                     out.type == WIRE_ERROR ? out.error.message : "");
+        if (i == 0)
+            memcpy(first, out.started.saga_id, 16);
+        else
+            assert_memory_equal(first, out.started.saga_id, 16);
+        created += !out.started.existed;
+        wire_msg_free_contents(&out);
+    }
+    assert_int_equal(created, 1);
+    struct wire_msg info;
+    wait_settled(w.client, first, &info);
+    assert_int_equal(info.saga_info.status, SAGA_STATUS_COMPLETED);
+    wire_msg_free_contents(&info);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_bad_frames, e2e_teardown),
         cmocka_unit_test_teardown(test_bad_handshakes, e2e_teardown),
         cmocka_unit_test_teardown(test_reply_over_payload, e2e_teardown),
+        cmocka_unit_test_teardown(test_silence, e2e_teardown),
+        cmocka_unit_test_teardown(test_too_large, e2e_teardown),
+        cmocka_unit_test_teardown(test_same_key_at_once, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_wire", tests, NULL, NULL);
