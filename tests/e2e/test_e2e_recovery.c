@@ -251,6 +251,48 @@ static void test_sigterm_hands_over(void **state)
     e2e_finish(h);
 }
 
+static void count_event(saga_client_t *c, const saga_event_t *ev, void *data)
+{
+    (void)c;
+    (void)ev;
+    (*(size_t *)data)++;
+}
+
+/* Two coordinators, one log: a saga held by one is seen, waited for and
+ * watched through the other, and an idempotency key holds across both. */
+static void test_two_coordinators(void **state)
+{
+    struct e2e *h = e2e_begin(state, "twocoord", 0);
+    struct e2e_proc *a = e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-a"});
+    struct e2e_proc *b = e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-b"});
+    e2e_peer(h, &(struct e2e_peer_opts){
+                    .coordinators = a->addr, .service = "first", .on = {"a=ok", "c=ok"}});
+    e2e_peer(h, &(struct e2e_peer_opts){
+                    .coordinators = a->addr, .service = "svc", .on = {"b=delay:1000"}});
+    saga_client_t *ca = e2e_client(h, a->addr);
+    saga_client_t *cb = e2e_client(h, b->addr);
+    e2e_define(ca, chain_def);
+    uint8_t id[16], again[16];
+    char text[37];
+    assert_int_equal(e2e_start(ca, "chain", "{}", "k-1", id, text), 0);
+    assert_int_equal(e2e_start(cb, "chain", "{}", "k-1", again, NULL), 1);
+    assert_memory_equal(id, again, 16);
+
+    saga_result_t *r = NULL;
+    assert_int_equal(saga_client_get_sync(cb, id, &r), 0);
+    assert_int_equal(saga_result_info(r)->status, SAGA_STATUS_RUNNING);
+    saga_result_free(&r);
+    size_t events = 0;
+    assert_int_equal(saga_client_watch_sync(cb, id, count_event, &events, &r), 0);
+    assert_int_equal(saga_result_info(r)->status, SAGA_STATUS_COMPLETED);
+    assert_int_equal(events, saga_result_info(r)->n_events);
+    saga_result_free(&r);
+    r = e2e_expect(cb, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
+    saga_result_free(&r);
+    assert_int_equal(e2e_sql_int(h, NULL, "SELECT count(*) FROM sagas"), 1);
+    e2e_finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +301,7 @@ int main(void)
         cmocka_unit_test_teardown(test_kill9_while_compensating, e2e_teardown),
         cmocka_unit_test_teardown(test_kill9_two_phase, e2e_teardown),
         cmocka_unit_test_teardown(test_sigterm_hands_over, e2e_teardown),
+        cmocka_unit_test_teardown(test_two_coordinators, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_recovery", tests, NULL, NULL);
