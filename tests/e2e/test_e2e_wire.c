@@ -626,6 +626,98 @@ static void test_same_key_at_once(void **state)
     world_end(&w);
 }
 
+static enum wire_decision in_doubt(struct raw *p, const uint8_t id[16], uint32_t step)
+{
+    struct wire_msg m = {.type = WIRE_IN_DOUBT}, out;
+    memcpy(m.in_doubt.saga_id, id, 16);
+    m.in_doubt.step_index = step;
+    uint64_t rid = raw_send(p, &m);
+    raw_answer(p, rid, &out);
+    if (out.type != WIRE_DECISION)
+        fail_msg("InDoubt: got %s (%s)", wire_type_name(out.type),
+                 out.type == WIRE_ERROR ? out.error.message : "");
+    assert_memory_equal(out.decision.saga_id, id, 16);
+    assert_int_equal(out.decision.step_index, step);
+    enum wire_decision d = out.decision.decision;
+    wire_msg_free_contents(&out);
+    return d;
+}
+
+static void reply_ok(struct raw *p, const struct wire_msg *cmd)
+{
+    struct wire_msg rep = {.request_id = cmd->request_id, .type = WIRE_REPLY};
+    memcpy(rep.reply.saga_id, cmd->command.saga_id, 16);
+    rep.reply.step_index = cmd->command.step_index;
+    rep.reply.op = cmd->command.op;
+    rep.reply.attempt = cmd->command.attempt;
+    rep.reply.outcome = SAGA_OUTCOME_OK;
+    raw_send(p, &rep);
+}
+
+/* A 2pc participant of our own asks for decisions: pending while the saga
+ * prepares, commit once it is decided (in memory and from the log), abort
+ * for a saga nobody knows (presumed abort). Register's refusals on the way. */
+static void test_in_doubt(void **state)
+{
+    struct world w = world_begin(state, "indoubt");
+    struct raw *p = raw_open(w.h, w.sagad->addr);
+    raw_hello(p, WIRE_ROLE_PARTICIPANT, "raw", WIRE_PROTOCOL_VERSION, NULL);
+    /* Duplicate action names: refused, not fatal. */
+    struct wire_action acts[2] = {
+        {.name = (char *)"hold", .ops = WIRE_OP_BIT(SAGA_OP_PREPARE)},
+        {.name = (char *)"hold", .ops = WIRE_OP_BIT(SAGA_OP_COMMIT)},
+    };
+    struct wire_msg m = {.type = WIRE_REGISTER}, out;
+    m.reg.actions = acts;
+    m.reg.n_actions = 2;
+    uint64_t rid = raw_send(p, &m);
+    raw_answer(p, rid, &out);
+    assert_int_equal(out.type, WIRE_ERROR);
+    assert_int_equal(out.error.code, SAGA_EINVAL);
+    assert_false(out.error.fatal);
+    wire_msg_free_contents(&out);
+    acts[0].ops =
+        WIRE_OP_BIT(SAGA_OP_PREPARE) | WIRE_OP_BIT(SAGA_OP_COMMIT) | WIRE_OP_BIT(SAGA_OP_ABORT);
+    m = (struct wire_msg){.type = WIRE_REGISTER};
+    m.reg.actions = acts;
+    m.reg.n_actions = 1;
+    rid = raw_send(p, &m);
+    raw_answer(p, rid, &out);
+    assert_int_equal(out.type, WIRE_ACK);
+    wire_msg_free_contents(&out);
+
+    uint8_t nobody[16] = {0x12, 0x34};
+    assert_int_equal(in_doubt(p, nobody, 0), WIRE_DECISION_ABORT);
+
+    define(w.client, "{\"name\": \"tpc\", \"version\": 1, \"mode\": \"2pc\", \"steps\": ["
+                     "{\"name\": \"mine\", \"service\": \"raw\", \"action\": \"hold\"},"
+                     "{\"name\": \"theirs\", \"service\": \"svc\", \"action\": \"ok\", "
+                     "\"after\": []}]}");
+    uint8_t id[16];
+    start(w.client, "tpc", id);
+    struct wire_msg cmd;
+    assert_int_equal(raw_next(p, &cmd, IO_MS), 0);
+    assert_int_equal(cmd.type, WIRE_COMMAND);
+    assert_int_equal(cmd.command.op, SAGA_OP_PREPARE);
+    /* Prepared here, not yet answered: no decision. */
+    assert_int_equal(in_doubt(p, id, 0), WIRE_DECISION_PENDING);
+    reply_ok(p, &cmd);
+    wire_msg_free_contents(&cmd);
+    assert_int_equal(raw_next(p, &cmd, IO_MS), 0);
+    assert_int_equal(cmd.type, WIRE_COMMAND);
+    assert_int_equal(cmd.command.op, SAGA_OP_COMMIT);
+    assert_int_equal(in_doubt(p, id, 0), WIRE_DECISION_COMMIT);
+    reply_ok(p, &cmd);
+    wire_msg_free_contents(&cmd);
+    struct wire_msg info;
+    wait_settled(w.client, id, &info);
+    assert_int_equal(info.saga_info.status, SAGA_STATUS_COMMITTED);
+    wire_msg_free_contents(&info);
+    /* Finished (read from the log now): still commit. */
+    assert_int_equal(in_doubt(p, id, 0), WIRE_DECISION_COMMIT);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +727,7 @@ int main(void)
         cmocka_unit_test_teardown(test_silence, e2e_teardown),
         cmocka_unit_test_teardown(test_too_large, e2e_teardown),
         cmocka_unit_test_teardown(test_same_key_at_once, e2e_teardown),
+        cmocka_unit_test_teardown(test_in_doubt, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_wire", tests, NULL, NULL);
