@@ -204,16 +204,11 @@ static int define_file(const char *coordinator, const char *path)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"coordinator", required_argument, NULL, 'c'},
-        {"definition", required_argument, NULL, 'd'},
-        {"concurrency", required_argument, NULL, 'n'},
-        {"clients", required_argument, NULL, 'k'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"duration", required_argument, NULL, 't'},
-        {"input", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {"define", required_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0},
+        {"coordinator", required_argument, NULL, 'c'}, {"definition", required_argument, NULL, 'd'},
+        {"concurrency", required_argument, NULL, 'n'}, {"clients", required_argument, NULL, 'k'},
+        {"warmup", required_argument, NULL, 'w'},      {"duration", required_argument, NULL, 't'},
+        {"input", required_argument, NULL, 'i'},       {"help", no_argument, NULL, 'h'},
+        {"define", required_argument, NULL, 'D'},      {NULL, 0, NULL, 0},
     };
     struct bench b = {.concurrency = 16, .warmup_ms = 2000, .duration_ms = 10000};
     const char *coordinator = NULL;
