@@ -1,7 +1,5 @@
-/* End to end, the database goes away: with PostgreSQL stopped, a Start gets
- * UNAVAIL within --db-wait instead of hanging; once it is back, the same
- * sagad (no restart) finishes the saga that was running and takes new ones.
- * Runs a private PostgreSQL (tests/support/pg.sh) it can stop and start. */
+/* End to end, the database goes away and comes back under a running sagad
+ * (a private PostgreSQL); see README.md. Talks to sagad only through the SDK. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

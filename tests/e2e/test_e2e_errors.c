@@ -1,8 +1,5 @@
-/* End to end, requests refused for their content, through the SDK client:
- * unknown and invalid definitions, a changed body under an existing version,
- * unknown saga ids, inputs over the payload limit, operator commands in the
- * wrong state. Each gets its own error code and message on a connection that
- * goes on, while a saga started alongside completes. */
+/* End to end, requests refused for their content get their own error while a
+ * saga started alongside completes; see README.md. Only through the SDK. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -177,7 +174,7 @@ static void test_unknown_ids_and_limits(void **state)
                  &r, SAGA_EINVAL, "cursor", "list with a bad cursor");
 
     /* Input over --max-payload: refused; at the limit: fine. */
-    static char input[MAX_PAYLOAD + 1];
+    char input[MAX_PAYLOAD + 1];
     memset(input, ' ', sizeof(input));
     input[0] = '"';
     input[MAX_PAYLOAD - 1] = '"';

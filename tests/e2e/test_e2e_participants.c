@@ -1,8 +1,5 @@
-/* End to end, failures of participants: one crashing in the middle of a step,
- * one killed with SIGKILL while its command is in flight, one frozen with
- * SIGSTOP (its socket open, its heartbeats gone). Another instance of the
- * service gets the command; the saga completes; a step is only ever sent
- * again under its one idempotency key. */
+/* End to end, participants crash, are killed or freeze mid-step and another
+ * instance takes over; see README.md. Signals only the processes it started. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

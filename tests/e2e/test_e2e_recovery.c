@@ -1,9 +1,5 @@
-/* End to end, failures of the coordinator: sagad killed with SIGKILL
- * mid-saga (going forward, compensating, preparing, committing) and
- * restarted under its instance id, or replaced by a peer once its lease
- * expires; sagad stopped with SIGTERM handing its sagas over at once.
- * Every saga finishes and no step's effect happens twice: a step is only ever
- * sent again under its one idempotency key. */
+/* End to end, sagad is killed, restarted, replaced and stopped mid-saga and
+ * every saga finishes exactly once; see README.md. Signals only its own processes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -166,10 +162,9 @@ static void test_kill9_while_compensating(void **state)
     e2e_finish(h);
 }
 
-static const char *tpc_def(const char *name, const char *x, const char *y)
+static const char *tpc_def(char *buf, size_t size, const char *name, const char *x, const char *y)
 {
-    static char buf[512];
-    snprintf(buf, sizeof(buf),
+    snprintf(buf, size,
              "{\"name\": \"%s\", \"version\": 1, \"mode\": \"2pc\", \"steps\": ["
              "{\"name\": \"x\", \"service\": \"bank\", \"action\": \"%s\"},"
              "{\"name\": \"y\", \"service\": \"bank\", \"action\": \"%s\", \"after\": []}]}",
@@ -179,6 +174,7 @@ static const char *tpc_def(const char *name, const char *x, const char *y)
 
 static void test_kill9_two_phase(void **state)
 {
+    char def[512];
     struct e2e *h = e2e_begin(state, "kill9tpc", 0);
     struct e2e_proc *a =
         e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-a", .lease = "10s"});
@@ -187,8 +183,8 @@ static void test_kill9_two_phase(void **state)
                                         .on = {"x=ok", "y-slow=ok", "y-slow.prepare=delay:1500",
                                                "x-slow=ok", "x-slow.commit=delay:1500"}});
     saga_client_t *c = e2e_client(h, a->addr);
-    e2e_define(c, tpc_def("preparing", "x", "y-slow"));
-    e2e_define(c, tpc_def("committing", "x-slow", "x"));
+    e2e_define(c, tpc_def(def, sizeof(def), "preparing", "x", "y-slow"));
+    e2e_define(c, tpc_def(def, sizeof(def), "committing", "x-slow", "x"));
     uint8_t p[16], k[16];
     char pt[37], kt[37];
     e2e_start(c, "preparing", "{}", NULL, p, pt);

@@ -1,6 +1,5 @@
-/* End to end, one coordinator and testpeers: sagas complete, compensate in
- * reverse order, run steps in parallel, retry, time out, run pivots and
- * retriable steps, two-phase commit, and start idempotently. */
+/* End to end, one sagad and testpeers run sagas of every shape and mode to
+ * their end; see README.md. Talks to sagad only through the SDK. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -140,10 +139,9 @@ static void test_compensates_in_reverse(void **state)
 }
 
 /* a, then b and c side by side, then d. */
-static const char *fan_def(const char *name, const char *d_action)
+static const char *fan_def(char *buf, size_t size, const char *name, const char *d_action)
 {
-    static char buf[1024];
-    snprintf(buf, sizeof(buf),
+    snprintf(buf, size,
              "{\"name\": \"%s\", \"version\": 1, \"steps\": ["
              "{\"name\": \"a\", \"service\": \"svc\", \"action\": \"a\"},"
              "{\"name\": \"b\", \"service\": \"svc\", \"action\": \"b\", \"after\": [\"a\"]},"
@@ -156,11 +154,12 @@ static const char *fan_def(const char *name, const char *d_action)
 
 static void test_parallel(void **state)
 {
+    char def[1024];
     struct world w = world_begin(state, "parallel");
     peer(&w, "svc",
          (const char *[]){"a=ok", "b=delay:300", "c=delay:300", "join=ok", "join-fail=fail", NULL});
-    e2e_define(w.c, fan_def("fan", "join"));
-    e2e_define(w.c, fan_def("fan-fail", "join-fail"));
+    e2e_define(w.c, fan_def(def, sizeof(def), "fan", "join"));
+    e2e_define(w.c, fan_def(def, sizeof(def), "fan-fail", "join-fail"));
 
     uint8_t id[16];
     char text[37];
@@ -317,10 +316,10 @@ static void test_hang_compensates(void **state)
     world_end(&w);
 }
 
-static const char *pivot_def(const char *name, const char *pivot_action, const char *r_action)
+static const char *pivot_def(char *buf, size_t size, const char *name, const char *pivot_action,
+                             const char *r_action)
 {
-    static char buf[1024];
-    snprintf(buf, sizeof(buf),
+    snprintf(buf, size,
              "{\"name\": \"%s\", \"version\": 1, \"steps\": ["
              "{\"name\": \"a\", \"service\": \"svc\", \"action\": \"a\"},"
              "{\"name\": \"p\", \"service\": \"svc\", \"action\": \"%s\", \"kind\": \"pivot\"},"
@@ -332,12 +331,13 @@ static const char *pivot_def(const char *name, const char *pivot_action, const c
 
 static void test_pivot_and_retriable(void **state)
 {
+    char def[1024];
     struct world w = world_begin(state, "pivot");
     peer(&w, "svc",
          (const char *[]){"a=ok", "p=ok", "p-fail=fail", "r=retry:4", "r-fail=fail", NULL});
-    e2e_define(w.c, pivot_def("forward", "p", "r"));
-    e2e_define(w.c, pivot_def("refused", "p-fail", "r"));
-    e2e_define(w.c, pivot_def("late", "p", "r-fail"));
+    e2e_define(w.c, pivot_def(def, sizeof(def), "forward", "p", "r"));
+    e2e_define(w.c, pivot_def(def, sizeof(def), "refused", "p-fail", "r"));
+    e2e_define(w.c, pivot_def(def, sizeof(def), "late", "p", "r-fail"));
     uint8_t fwd[16], ref[16], late[16];
     char fwd_t[37], ref_t[37], late_t[37];
     e2e_start(w.c, "forward", "{}", NULL, fwd, fwd_t);
@@ -380,10 +380,9 @@ static void test_pivot_and_retriable(void **state)
     world_end(&w);
 }
 
-static const char *tpc_def(const char *name, const char *y_action)
+static const char *tpc_def(char *buf, size_t size, const char *name, const char *y_action)
 {
-    static char buf[1024];
-    snprintf(buf, sizeof(buf),
+    snprintf(buf, size,
              "{\"name\": \"%s\", \"version\": 1, \"mode\": \"2pc\", \"steps\": ["
              "{\"name\": \"x\", \"service\": \"bank\", \"action\": \"x\"},"
              "{\"name\": \"y\", \"service\": \"bank\", \"action\": \"%s\", \"after\": []}]}",
@@ -393,10 +392,11 @@ static const char *tpc_def(const char *name, const char *y_action)
 
 static void test_two_phase(void **state)
 {
+    char def[1024];
     struct world w = world_begin(state, "twophase");
     peer(&w, "bank", (const char *[]){"x=ok", "y=ok", "y-no=ok", "y-no.prepare=fail", NULL});
-    e2e_define(w.c, tpc_def("transfer", "y"));
-    e2e_define(w.c, tpc_def("refused", "y-no"));
+    e2e_define(w.c, tpc_def(def, sizeof(def), "transfer", "y"));
+    e2e_define(w.c, tpc_def(def, sizeof(def), "refused", "y-no"));
     uint8_t ok[16], no[16];
     char ok_t[37], no_t[37];
     e2e_start(w.c, "transfer", "{}", NULL, ok, ok_t);
@@ -569,8 +569,8 @@ static void test_many(void **state)
                     "{\"name\": \"reserve\", \"service\": \"inventory\", \"action\": \"reserve\"},"
                     "{\"name\": \"charge\", \"service\": \"payment\", \"action\": \"charge\"},"
                     "{\"name\": \"ship\", \"service\": \"payment\", \"action\": \"ship\"}]}");
-    static uint8_t ids[MANY][16];
-    static char texts[MANY][37];
+    uint8_t ids[MANY][16];
+    char texts[MANY][37];
     for (size_t i = 0; i < MANY; i++) {
         char input[32];
         snprintf(input, sizeof(input), "{\"order\": %zu}", i);

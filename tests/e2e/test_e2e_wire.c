@@ -1,8 +1,5 @@
-/* End to end on raw sockets, frames built with the codec: garbage, oversized
- * and malformed frames, unknown bodies, bad handshakes and messages out of
- * turn each get their fatal Error and a closed connection; a participant's
- * reply over the payload limit is recorded as a failure. Meanwhile a saga
- * started alongside completes. Links saga_wire only (not the SDK). */
+/* End to end on raw sockets (frames from the codec): bad input gets its fatal
+ * Error while sagas go on; see README.md. Links saga_wire, never the SDK. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -455,7 +452,7 @@ static void test_reply_over_payload(void **state)
     assert_int_equal(cmd.type, WIRE_COMMAND);
     assert_int_equal(cmd.command.op, SAGA_OP_ACTION);
     assert_memory_equal(cmd.command.saga_id, saga, 16);
-    static uint8_t output[MAX_PAYLOAD + 1];
+    uint8_t output[MAX_PAYLOAD + 1];
     memset(output, 'x', sizeof(output));
     struct wire_msg rep = {.request_id = cmd.request_id, .type = WIRE_REPLY};
     memcpy(rep.reply.saga_id, cmd.command.saga_id, 16);
@@ -540,7 +537,7 @@ static void test_too_large(void **state)
         o += (size_t)snprintf(def + o, sizeof(def) - o, "%s\"s%d\"", i ? ", " : "", i);
     snprintf(def + o, sizeof(def) - o, "]}]}");
     define(w.client, def);
-    static uint8_t input[1000];
+    uint8_t input[1000];
     memset(input, ' ', sizeof(input));
     input[0] = '"';
     input[sizeof(input) - 1] = '"';
