@@ -16,6 +16,10 @@
 
 #define SETTLE_MS 40000
 
+static const char along_def[] = "{\"name\": \"along\", \"version\": 1, \"steps\": ["
+                                "{\"name\": \"slow\", \"service\": \"svc\", \"action\": \"slow\"},"
+                                "{\"name\": \"ok\", \"service\": \"svc\", \"action\": \"ok\"}]}";
+
 static void test_database_down(void **state)
 {
     struct e2e *h = e2e_begin(state, "dbdown", 1);
@@ -25,9 +29,7 @@ static void test_database_down(void **state)
                                         .service = "svc",
                                         .on = {"slow=delay:2000", "ok=ok"}});
     saga_client_t *c = e2e_client(h, sd->addr);
-    e2e_define(c, "{\"name\": \"along\", \"version\": 1, \"steps\": ["
-                  "{\"name\": \"slow\", \"service\": \"svc\", \"action\": \"slow\"},"
-                  "{\"name\": \"ok\", \"service\": \"svc\", \"action\": \"ok\"}]}");
+    e2e_define(c, along_def);
     uint8_t before[16];
     char before_t[37];
     e2e_start(c, "along", "{}", NULL, before, before_t);
@@ -86,10 +88,46 @@ static void test_database_down(void **state)
     e2e_finish(h);
 }
 
+/* SIGTERM while the database is down: sagad still stops, promptly and
+ * cleanly (its leases simply run out), and a peer finishes the saga later. */
+static void test_sigterm_database_down(void **state)
+{
+    struct e2e *h = e2e_begin(state, "dbdownterm", 1);
+    struct e2e_proc *a = e2e_sagad(
+        h, &(struct e2e_sagad_opts){.instance_id = "coord-a", .extra = {"--db-wait", "1s"}});
+    e2e_peer(h, &(struct e2e_peer_opts){
+                    .coordinators = a->addr, .service = "svc", .on = {"slow=delay:1500", "ok=ok"}});
+    saga_client_t *c = e2e_client(h, a->addr);
+    e2e_define(c, along_def);
+    uint8_t id[16];
+    char text[37];
+    e2e_start(c, "along", "{}", NULL, id, text);
+    e2e_rec_wait(h, text, "slow", "action", 1, 10000);
+
+    assert_int_equal(e2e_pg(h, "stop"), 0);
+    e2e_sleep_ms(300);
+    uint64_t t0 = e2e_now_ms();
+    e2e_stop(a, 15000); /* exit 0, clean log */
+    assert_true(e2e_now_ms() - t0 < 10000);
+    assert_int_equal(e2e_log_count(a, "event=lease.released", NULL), 0);
+
+    assert_int_equal(e2e_pg(h, "start"), 0);
+    struct e2e_proc *b = e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-b"});
+    e2e_log_wait(b, "event=saga.resumed", NULL, 1, 15000);
+    /* The testpeer knew only a: a new one for b. */
+    e2e_peer(h, &(struct e2e_peer_opts){
+                    .coordinators = b->addr, .service = "svc", .on = {"slow=ok", "ok=ok"}});
+    saga_client_t *cb = e2e_client(h, b->addr);
+    saga_result_t *r = e2e_expect(cb, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
+    saga_result_free(&r);
+    e2e_finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_database_down, e2e_teardown),
+        cmocka_unit_test_teardown(test_sigterm_database_down, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_dbdown", tests, NULL, NULL);
