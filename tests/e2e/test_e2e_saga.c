@@ -599,6 +599,41 @@ static void test_many(void **state)
     world_end(&w);
 }
 
+/* A participant that takes one command at a time: the others wait at the
+ * coordinator (not at the participant) and go out as it frees up. */
+static void test_max_in_flight(void **state)
+{
+    struct world w = world_begin(state, "inflight");
+    struct e2e_peer_opts o = {.coordinators = w.sagad->addr,
+                              .service = "svc",
+                              .on = {"one=delay:150"},
+                              .extra = {"--max-in-flight", "1"}};
+    e2e_peer(w.h, &o);
+    e2e_define(w.c, "{\"name\": \"one\", \"version\": 1, \"steps\": ["
+                    "{\"name\": \"one\", \"service\": \"svc\", \"action\": \"one\", "
+                    "\"timeout\": \"5s\"}]}");
+    uint8_t ids[6][16];
+    char texts[6][37];
+    for (size_t i = 0; i < 6; i++)
+        e2e_start(w.c, "one", "{}", NULL, ids[i], texts[i]);
+    saga_result_t *r = NULL;
+    assert_int_equal(saga_client_services_sync(w.c, &r), 0);
+    assert_true(saga_result_service_at(r, 0)->instances[0].in_flight <= 1);
+    assert_int_equal(saga_result_service_at(r, 0)->instances[0].max_in_flight, 1);
+    saga_result_free(&r);
+    for (size_t i = 0; i < 6; i++) {
+        r = e2e_expect(w.c, ids[i], SAGA_STATUS_COMPLETED, SETTLE_MS);
+        /* never refused by the participant as busy: sent once each */
+        assert_int_equal(e2e_step(saga_result_info(r), "one")->attempts, 1);
+        saga_result_free(&r);
+    }
+    struct e2e_rec *rec;
+    size_t n = e2e_records(w.h, NULL, &rec);
+    assert_int_equal(n, 6);
+    free(rec);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +649,7 @@ int main(void)
         cmocka_unit_test_teardown(test_watch_wait_services, e2e_teardown),
         cmocka_unit_test_teardown(test_deadline, e2e_teardown),
         cmocka_unit_test_teardown(test_many, e2e_teardown),
+        cmocka_unit_test_teardown(test_max_in_flight, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_saga", tests, NULL, NULL);

@@ -715,6 +715,34 @@ static void test_in_doubt(void **state)
     world_end(&w);
 }
 
+/* Clients that go away with a Watch and a Wait outstanding: nothing is left
+ * behind (the ASan build checks sagad's exit), and the saga goes on. */
+static void test_client_gone(void **state)
+{
+    struct world w = world_begin(state, "gone");
+    for (int i = 0; i < 3; i++) {
+        struct raw *r = raw_open(w.h, w.sagad->addr);
+        raw_hello(r, WIRE_ROLE_CLIENT, "gone", WIRE_PROTOCOL_VERSION, NULL);
+        struct wire_msg m = {.type = i == 0 ? WIRE_WATCH : WIRE_WAIT};
+        if (i == 0)
+            memcpy(m.watch.saga_id, w.along, 16);
+        else
+            memcpy(m.wait.saga_id, w.along, 16);
+        raw_send(r, &m);
+        struct wire_msg ev;
+        if (i == 0) { /* the first events of the watch arrive */
+            assert_int_equal(raw_next(r, &ev, IO_MS), 0);
+            assert_int_equal(ev.type, WIRE_EVENT);
+            wire_msg_free_contents(&ev);
+        }
+        if (i == 2) /* half-closed: the answer has nowhere to go */
+            shutdown(r->fd, SHUT_RDWR);
+        close(r->fd);
+        r->fd = -1;
+    }
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +753,7 @@ int main(void)
         cmocka_unit_test_teardown(test_too_large, e2e_teardown),
         cmocka_unit_test_teardown(test_same_key_at_once, e2e_teardown),
         cmocka_unit_test_teardown(test_in_doubt, e2e_teardown),
+        cmocka_unit_test_teardown(test_client_gone, e2e_teardown),
     };
     e2e_server_url();
     return cmocka_run_group_tests_name("e2e_wire", tests, NULL, NULL);
