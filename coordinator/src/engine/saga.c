@@ -643,8 +643,12 @@ static void forward_result(struct saga *s, uint16_t i, struct result *res, uint6
             saga_set_error(s, "%s", reason_deadline);
             begin_compensation(s, now, fx);
         } else {
-            char why[64];
-            snprintf(why, sizeof(why), "%u attempts failed", st->attempts - st->base);
+            char why[320];
+            if (st->error != NULL && st->error[0] != '\0')
+                snprintf(why, sizeof(why), "%u attempts failed, last: %s", st->attempts - st->base,
+                         st->error);
+            else
+                snprintf(why, sizeof(why), "%u attempts failed", st->attempts - st->base);
             forward_failed(s, i, why, now, fx);
         }
         return;

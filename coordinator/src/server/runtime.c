@@ -707,17 +707,21 @@ int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_r
         .reason = m->error,
     };
     int too_big = m->output_len > rt->cfg.max_payload;
+    char why[96];
     if (too_big) {
-        /* protocol.md 12: a step output over the limit is recorded as FAIL
-         * (not kept, and not retried: the participant would answer the same);
-         * other ops' outputs are not kept anyway. */
+        /* The step ran (it answered OK) but its output cannot be kept: a
+         * transient failure of the step, never a refusal. It is retried (the
+         * participant's barrier answers the same) and, once its attempts are
+         * spent, fails and is compensated like any step that may have run. */
         log_warn(rs->id_text, "reply.too_big", "step=%s op=%s bytes=%zu limit=%u",
                  rs->def->steps[m->step_index].name, saga_op_name(m->op), m->output_len,
                  rt->cfg.max_payload);
         if (m->outcome == SAGA_OUTCOME_OK &&
             (m->op == SAGA_OP_ACTION || m->op == SAGA_OP_PREPARE)) {
-            reply.outcome = SAGA_OUTCOME_FAIL;
-            reply.reason = "output over the payload limit";
+            snprintf(why, sizeof(why), "output of %zu bytes over the payload limit of %u",
+                     m->output_len, rt->cfg.max_payload);
+            reply.outcome = SAGA_OUTCOME_RETRY;
+            reply.reason = why;
         }
         reply.output = NULL;
         reply.output_len = 0;

@@ -326,10 +326,12 @@ static void on_participant_msg(struct session *s, struct wire_msg *msg)
     }
     case WIRE_REPLY: {
         int err = runtime_reply(srv->runtime, s->inst, &msg->reply);
+        /* Request id 0: a Reply's id is the coordinator's own numbering, which
+         * the participant could mistake for one of its requests. */
         if (err == SAGA_ETOOBIG)
-            send_error(s, msg->request_id, SAGA_ETOOBIG,
-                       "reply output of %zu bytes is over the limit of %u: dropped, and an OK "
-                       "to an action or prepare counts as FAIL",
+            send_error(s, 0, SAGA_ETOOBIG,
+                       "reply output of %zu bytes is over the limit of %u: dropped; an OK to "
+                       "an action or prepare counts as RETRY (the step may have run)",
                        msg->reply.output_len, srv->cfg.max_payload);
         return;
     }

@@ -103,7 +103,8 @@ static void test_prepare_retries_by_policy(void **state)
     assert_int_equal(harness_reply(&h, 0, PREPARE, 3, RETRY, "lock timeout"), 0);
     /* out of attempts: abort every step whose prepare went out */
     assert_int_equal(saga_engine_status(h.s), SAGA_STATUS_ABORTING);
-    assert_string_equal(saga_engine_error(h.s), "step 'a' could not prepare: 3 attempts failed");
+    assert_string_equal(saga_engine_error(h.s),
+                        "step 'a' could not prepare: 3 attempts failed, last: lock timeout");
     assert_int_equal(count_ops(&h, ABORT), 2);
     assert_int_equal(decision(&h), SAGA_DECISION_ABORT);
     harness_destroy(&h);
