@@ -1481,6 +1481,17 @@ void runtime_operate(struct runtime *rt, struct req *req, enum runtime_op op, co
     }
     log_info(rs->id_text, "operator.command", "op=%s reason=%s", what,
              log_quote((char[128]){0}, 128, reason ? reason : ""));
+    /* The operator's reason goes into the timeline with the saga's change. */
+    char detail[512];
+    for (uint32_t i = 0; reason != NULL && reason[0] != '\0' && i < rt->fx.n_records; i++) {
+        struct record *rec = &rt->fx.records[i];
+        if (rec->kind != REC_SAGA_UPDATE)
+            continue;
+        snprintf(detail, sizeof(detail), "%s%soperator: %s", rec->error ? rec->error : "",
+                 rec->error ? "; " : "", reason);
+        rec->error = detail;
+        break;
+    }
     rs_apply(rt, rs, req, W_OPERATE, NULL);
 }
 
