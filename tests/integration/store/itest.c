@@ -211,6 +211,38 @@ void itest_loop_close(uv_loop_t *loop)
     }
 }
 
+int itest_fx_group_setup(void **state, const char *name)
+{
+    struct itest_fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    fx->server = itest_server_url();
+    itest_db_create(fx->server, name, 1, fx->url, sizeof(fx->url));
+    *state = fx;
+    return 0;
+}
+
+int itest_fx_group_teardown(void **state)
+{
+    struct itest_fx *fx = *state;
+    itest_db_drop(fx->server, fx->url);
+    free(fx);
+    return 0;
+}
+
+int itest_fx_setup(void **state)
+{
+    struct itest_fx *fx = *state;
+    uv_loop_init(&fx->loop);
+    return 0;
+}
+
+int itest_fx_teardown(void **state)
+{
+    struct itest_fx *fx = *state;
+    itest_loop_close(&fx->loop);
+    return 0;
+}
+
 void itest_id(struct saga_id *id)
 {
     assert_int_equal(getrandom(id->bytes, sizeof(id->bytes), 0), (ssize_t)sizeof(id->bytes));

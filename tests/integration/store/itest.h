@@ -48,6 +48,25 @@ void itest_store_close(uv_loop_t *loop, struct store **s);
 /* Closes the loop, failing the test if handles remain. */
 void itest_loop_close(uv_loop_t *loop);
 
+/* The fixture of the tests that share one migrated database per executable
+ * and give each test a fresh loop (test_store_batch, _lease, _queries). */
+struct itest_fx {
+    uv_loop_t loop;
+    char url[ITEST_URL_MAX]; /* the test database */
+    const char *server;      /* the server it is on */
+    struct store *s;         /* a store a file's setup opens for each test, or NULL */
+};
+
+/* cmocka group setup: creates and migrates database test_<name>_<pid> and
+ * makes *state a new struct itest_fx for it. */
+int itest_fx_group_setup(void **state, const char *name);
+/* cmocka group teardown: drops the database and frees the fixture. */
+int itest_fx_group_teardown(void **state);
+/* cmocka per-test setup and teardown: a fresh loop; closing it fails the
+ * test if handles remain. */
+int itest_fx_setup(void **state);
+int itest_fx_teardown(void **state);
+
 /* A fresh random saga id. */
 void itest_id(struct saga_id *id);
 

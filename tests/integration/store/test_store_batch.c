@@ -14,41 +14,9 @@
 #include "itest.h"
 #include "saga/error.h"
 
-struct fx {
-    uv_loop_t loop;
-    char url[ITEST_URL_MAX];
-};
-
-static const char *server;
-
 static int group_setup(void **state)
 {
-    static struct fx fx;
-    server = itest_server_url();
-    itest_db_create(server, "batch", 1, fx.url, sizeof(fx.url));
-    *state = &fx;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    struct fx *fx = *state;
-    itest_db_drop(server, fx->url);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    struct fx *fx = *state;
-    uv_loop_init(&fx->loop);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    itest_loop_close(&fx->loop);
-    return 0;
+    return itest_fx_group_setup(state, "batch");
 }
 
 static const struct store_create create = {
@@ -65,7 +33,7 @@ static void submit_create(struct store *s, const struct saga_id *id, struct ites
     assert_int_equal(store_write(s, id, 0, &create, rec, 3, itest_on_write, r), 0);
 }
 
-static int64_t count_rows(struct fx *fx, const char *sql, const struct saga_id *ids, size_t n)
+static int64_t count_rows(struct itest_fx *fx, const char *sql, const struct saga_id *ids, size_t n)
 {
     /* ids as a uuid[] literal */
     static char arr[160 * 1024];
@@ -85,7 +53,7 @@ static int64_t count_rows(struct fx *fx, const char *sql, const struct saga_id *
 
 static void test_many_records_one_commit(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store_config cfg = {.pool_size = 1, .batch_writes = 1000};
     struct store *s = itest_store_open(&fx->loop, fx->url, "batcher", &cfg);
     enum { N = 400 };
@@ -130,7 +98,7 @@ static void test_many_records_one_commit(void **state)
 
 static void test_default_pool_groups(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store *s = itest_store_open(&fx->loop, fx->url, "batcher", NULL);
     enum { N = 2000 };
     static struct saga_id ids[N];
@@ -163,7 +131,7 @@ static void test_default_pool_groups(void **state)
 
 static void test_bad_writer_fails_alone(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store_config cfg = {.pool_size = 1};
     struct store *s = itest_store_open(&fx->loop, fx->url, "batcher", &cfg);
     enum { N = 12 };
@@ -230,7 +198,7 @@ static void test_bad_writer_fails_alone(void **state)
 
 static void test_fencing(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store *a = itest_store_open(&fx->loop, fx->url, "owner-a", NULL);
     struct store *b = itest_store_open(&fx->loop, fx->url, "owner-b", NULL);
     struct saga_id id;
@@ -311,7 +279,7 @@ static void test_fencing(void **state)
 
 static void test_per_saga_order(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store *s = itest_store_open(&fx->loop, fx->url, "orderly", NULL);
     struct saga_id id;
     itest_id(&id);
@@ -347,7 +315,7 @@ static void test_per_saga_order(void **state)
 
 static void test_queue_bound_and_close(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store_config cfg = {.queue_max = 10};
     struct store *s = itest_store_open(&fx->loop, fx->url, "bounded", &cfg);
     struct saga_id ids[11];
@@ -376,7 +344,7 @@ static void test_queue_bound_and_close(void **state)
 
 static void test_lost_answer_resolved(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     /* A short I/O timeout makes the store give up on a batch whose answer it
      * did not read in time, as if the connection had died after the commit. */
     struct store_config cfg = {.pool_size = 1, .io_timeout_ms = 50, .backoff_min_ms = 10};
@@ -421,13 +389,18 @@ static void test_lost_answer_resolved(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_many_records_one_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_pool_groups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_writer_fails_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_saga_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_bound_and_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lost_answer_resolved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_records_one_commit, itest_fx_setup,
+                                        itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_default_pool_groups, itest_fx_setup,
+                                        itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_writer_fails_alone, itest_fx_setup,
+                                        itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fencing, itest_fx_setup, itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_per_saga_order, itest_fx_setup, itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound_and_close, itest_fx_setup,
+                                        itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lost_answer_resolved, itest_fx_setup,
+                                        itest_fx_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, itest_fx_group_teardown);
 }

@@ -14,43 +14,18 @@
 #include "itest.h"
 #include "saga/error.h"
 
-struct fx {
-    uv_loop_t loop;
-    char url[ITEST_URL_MAX];
-};
-
-static const char *server;
-
 static int group_setup(void **state)
 {
-    static struct fx fx;
-    server = itest_server_url();
-    itest_db_create(server, "lease", 1, fx.url, sizeof(fx.url));
-    *state = &fx;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    struct fx *fx = *state;
-    itest_db_drop(server, fx->url);
-    return 0;
+    return itest_fx_group_setup(state, "lease");
 }
 
 static int setup(void **state)
 {
-    struct fx *fx = *state;
-    uv_loop_init(&fx->loop);
+    struct itest_fx *fx = *state;
+    itest_fx_setup(state);
     /* Each test starts with no active saga left by another. */
     itest_sql_int(fx->url, "UPDATE sagas SET status = 3 WHERE status NOT IN (3, 4, 9, 10)", 0,
                   NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    itest_loop_close(&fx->loop);
     return 0;
 }
 
@@ -58,7 +33,7 @@ static const struct store_create create = {
     .definition = "lease", .version = 1, .mode = DEF_MODE_SAGA, .n_steps = 2};
 
 /* Creates n sagas through `s`; waits for them. */
-static void create_sagas(struct fx *fx, struct store *s, struct saga_id *ids, int n)
+static void create_sagas(struct itest_fx *fx, struct store *s, struct saga_id *ids, int n)
 {
     struct itest_result *r = calloc((size_t)n, sizeof(*r));
     assert_non_null(r);
@@ -121,7 +96,7 @@ static int cmp_id(const void *a, const void *b)
 
 static void test_concurrent_claims(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     enum { N = 300 };
     static struct saga_id ids[N];
     /* The dead coordinator: short leases, gone without releasing. */
@@ -207,7 +182,7 @@ static void on_claim_count(const struct store_claim *c, int status)
     o->n = c->n;
 }
 
-static size_t claim_now(struct fx *fx, struct store *s)
+static size_t claim_now(struct itest_fx *fx, struct store *s)
 {
     struct claim_count o = {0};
     assert_int_equal(store_claim(s, 1000, STORE_CLAIM_EXPIRED, on_claim_count, &o), 0);
@@ -218,7 +193,7 @@ static size_t claim_now(struct fx *fx, struct store *s)
 
 static void test_renewal_keeps_peers_away(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store_config cfg = {.lease_ms = 400};
     struct store *holder = itest_store_open(&fx->loop, fx->url, "holder", &cfg);
     struct store *peer = itest_store_open(&fx->loop, fx->url, "peer", NULL);
@@ -248,7 +223,7 @@ static void test_renewal_keeps_peers_away(void **state)
 
 static void test_write_extends_lease(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store_config cfg = {.lease_ms = 1000};
     struct store *s = itest_store_open(&fx->loop, fx->url, "writer", &cfg);
     struct saga_id id;
@@ -279,7 +254,7 @@ static void test_write_extends_lease(void **state)
 
 static void test_release_then_peer(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct store *a = itest_store_open(&fx->loop, fx->url, "leaving", NULL);
     struct store *b = itest_store_open(&fx->loop, fx->url, "staying", NULL);
     struct saga_id ids[5];
@@ -299,10 +274,10 @@ static void test_release_then_peer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_renewal_keeps_peers_away, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_extends_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_release_then_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_keeps_peers_away, setup, itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_extends_lease, setup, itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_release_then_peer, setup, itest_fx_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, itest_fx_group_teardown);
 }

@@ -13,44 +13,25 @@
 #include "itest.h"
 #include "saga/error.h"
 
-struct fx {
-    uv_loop_t loop;
-    char url[ITEST_URL_MAX];
-    struct store *s;
-};
-
-static const char *server;
-
 static int group_setup(void **state)
 {
-    static struct fx fx;
-    server = itest_server_url();
-    itest_db_create(server, "queries", 1, fx.url, sizeof(fx.url));
-    *state = &fx;
-    return 0;
+    return itest_fx_group_setup(state, "queries");
 }
 
-static int group_teardown(void **state)
-{
-    struct fx *fx = *state;
-    itest_db_drop(server, fx->url);
-    return 0;
-}
-
+/* Each test gets a store, as coordinator coord-a. */
 static int setup(void **state)
 {
-    struct fx *fx = *state;
-    uv_loop_init(&fx->loop);
+    struct itest_fx *fx = *state;
+    itest_fx_setup(state);
     fx->s = itest_store_open(&fx->loop, fx->url, "coord-a", NULL);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     itest_store_close(&fx->loop, &fx->s);
-    itest_loop_close(&fx->loop);
-    return 0;
+    return itest_fx_teardown(state);
 }
 
 /* ---- definitions ---- */
@@ -87,8 +68,8 @@ static void on_def(const struct store_def_result *r, int status)
     }
 }
 
-static void define(struct fx *fx, const char *name, uint32_t v, const char *body, const char *hash,
-                   struct def_out *o)
+static void define(struct itest_fx *fx, const char *name, uint32_t v, const char *body,
+                   const char *hash, struct def_out *o)
 {
     memset(o, 0, sizeof(*o));
     assert_int_equal(
@@ -96,7 +77,7 @@ static void define(struct fx *fx, const char *name, uint32_t v, const char *body
     itest_wait(&fx->loop, &o->done, 1, 5000);
 }
 
-static void def_get(struct fx *fx, const char *name, uint32_t v, struct def_out *o)
+static void def_get(struct itest_fx *fx, const char *name, uint32_t v, struct def_out *o)
 {
     memset(o, 0, sizeof(*o));
     assert_int_equal(store_definition_get(fx->s, name, v, on_def, o), 0);
@@ -105,7 +86,7 @@ static void def_get(struct fx *fx, const char *name, uint32_t v, struct def_out 
 
 static void test_definitions(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct def_out o;
     define(fx, "checkout", 1, "{\"name\":\"checkout\",\"version\":1}", "h1", &o);
     assert_int_equal(o.status, 0);
@@ -223,14 +204,14 @@ static void on_get(const struct store_saga_view *v, int status)
     }
 }
 
-static void get(struct fx *fx, const struct saga_id *id, struct view_out *o)
+static void get(struct itest_fx *fx, const struct saga_id *id, struct view_out *o)
 {
     memset(o, 0, sizeof(*o));
     assert_int_equal(store_get(fx->s, id, on_get, o), 0);
     itest_wait(&fx->loop, &o->done, 1, 5000);
 }
 
-static void write_ok(struct fx *fx, const struct saga_id *id, uint64_t epoch,
+static void write_ok(struct itest_fx *fx, const struct saga_id *id, uint64_t epoch,
                      const struct store_create *c, const struct record *r, size_t n,
                      struct itest_result *out)
 {
@@ -254,7 +235,7 @@ static struct store_create create_info(const char *def, const char *key)
 
 static void test_write_and_get(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct saga_id id;
     itest_id(&id);
     uint64_t t0 = itest_now_ms();
@@ -354,7 +335,7 @@ static void test_write_and_get(void **state)
 
 static void test_write_rejects_bad_records(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct saga_id id;
     itest_id(&id);
     struct itest_result r = {0};
@@ -402,7 +383,7 @@ static void test_write_rejects_bad_records(void **state)
 
 static void test_idempotent_start(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct saga_id a, b;
     itest_id(&a);
     itest_id(&b);
@@ -475,7 +456,7 @@ static void on_page(const struct store_page *p, int status)
         snprintf(o->next, sizeof(o->next), "%s", p->next_cursor);
 }
 
-static void list(struct fx *fx, const struct store_filter *f, struct page_out *o)
+static void list(struct itest_fx *fx, const struct store_filter *f, struct page_out *o)
 {
     memset(o, 0, sizeof(*o));
     assert_int_equal(store_list(fx->s, f, on_page, o), 0);
@@ -485,7 +466,7 @@ static void list(struct fx *fx, const struct store_filter *f, struct page_out *o
 
 static void test_list(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     /* Seven sagas of a definition of their own, one ms apart, some done. */
     struct saga_id ids[7];
     uint64_t t0 = itest_now_ms() - 100000;
@@ -607,7 +588,7 @@ static void on_claim(const struct store_claim *c, int status)
 
 static void test_leases(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct def_out d;
     define(fx, "leased", 4, "{\"name\":\"leased\",\"version\":4}", "h4", &d);
     assert_int_equal(d.status, 0);
@@ -751,7 +732,7 @@ static void on_instances(const struct store_instances *r, int status)
 
 static void test_registry(void **state)
 {
-    struct fx *fx = *state;
+    struct itest_fx *fx = *state;
     struct count_out n = {0};
     assert_int_equal(store_register(fx->s, "10.0.0.1:7420", on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
@@ -812,5 +793,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, itest_fx_group_teardown);
 }
