@@ -56,6 +56,11 @@ int ctl_bad_option(const char *cmd, int opt, int argc, char **argv);
         "help", no_argument, NULL, 'h'                                                      \
     }
 
+/* For commands that take exactly one saga ID after their options (at
+ * argv[optind]): reports none or more than one as a usage error. Returns 0
+ * or CTL_USAGE. */
+int ctl_one_id_arg(const char *cmd, int argc, char **argv);
+
 /* Parses a saga id argument; on a bad one reports a usage error. Returns 0
  * or CTL_USAGE. */
 int ctl_parse_id(const char *cmd, const char *text, uint8_t id[SAGA_ID_LEN]);

@@ -136,6 +136,15 @@ int ctl_bad_option(const char *cmd, int opt, int argc, char **argv)
     return ctl_usage_error(cmd, "unknown option '%s'", word);
 }
 
+int ctl_one_id_arg(const char *cmd, int argc, char **argv)
+{
+    if (optind >= argc)
+        return ctl_usage_error(cmd, "which saga? give its ID");
+    if (argc - optind > 1)
+        return ctl_usage_error(cmd, "one ID only; unexpected '%s'", argv[optind + 1]);
+    return 0;
+}
+
 int ctl_parse_id(const char *cmd, const char *text, uint8_t id[SAGA_ID_LEN])
 {
     if (saga_id_parse(text, id) != 0)

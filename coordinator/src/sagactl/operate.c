@@ -218,10 +218,8 @@ static int ctl_operate(struct ctl *ctl, enum op_kind kind, int argc, char **argv
             return ctl_bad_option(cmd, opt, argc, argv);
         }
     }
-    if (optind >= argc)
-        return ctl_usage_error(cmd, "which saga? give its ID");
-    if (argc - optind > 1)
-        return ctl_usage_error(cmd, "one ID only; unexpected '%s'", argv[optind + 1]);
+    if (ctl_one_id_arg(cmd, argc, argv) != 0)
+        return CTL_USAGE;
     if (kind == OP_RESOLVE && as == SAGA_STATUS_UNKNOWN)
         return ctl_usage_error(cmd, "say how it ended: --as completed or --as compensated");
     uint8_t id[SAGA_ID_LEN];

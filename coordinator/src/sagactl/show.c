@@ -238,10 +238,8 @@ static int show_parse(struct ctl *ctl, const char *cmd, int argc, char **argv, b
             return ctl_bad_option(cmd, opt, argc, argv);
         }
     }
-    if (optind >= argc)
-        return ctl_usage_error(cmd, "which saga? give its ID");
-    if (argc - optind > 1)
-        return ctl_usage_error(cmd, "one ID only; unexpected '%s'", argv[optind + 1]);
+    if (ctl_one_id_arg(cmd, argc, argv) != 0)
+        return CTL_USAGE;
     return ctl_parse_id(cmd, argv[optind], id);
 }
 
