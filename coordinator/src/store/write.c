@@ -491,37 +491,25 @@ static void encode_write(struct batch *b, struct span sp, size_t offsets[WP_COUN
         sizes[param] = buf->len - offsets[param];  \
     } while (0)
 
-#define ROWS(param, oid, body)                       \
-    do {                                             \
-        offsets[param] = buf->len;                   \
-        pgarr_begin(buf, &a, oid);                   \
-        for (size_t i = sp.from; i < sp.to; i++) {   \
-            const struct write *x = w[i];            \
-            for (size_t k = 0; k < x->n_rows; k++) { \
-                const struct wstep *r = &x->rows[k]; \
-                (void)r;                             \
-                body;                                \
-            }                                        \
-        }                                            \
-        pgarr_end(buf, &a);                          \
-        sizes[param] = buf->len - offsets[param];    \
+/* One element per step row (ROWS: `r`) or event (EVENTS: `e`) of every
+ * writer in `sp`; `k` is the item's index within its writer. */
+#define EACH(param, oid, count, list, type, var, body) \
+    do {                                               \
+        offsets[param] = buf->len;                     \
+        pgarr_begin(buf, &a, oid);                     \
+        for (size_t i = sp.from; i < sp.to; i++) {     \
+            const struct write *x = w[i];              \
+            for (size_t k = 0; k < x->count; k++) {    \
+                const type *var = &x->list[k];         \
+                (void)var;                             \
+                body;                                  \
+            }                                          \
+        }                                              \
+        pgarr_end(buf, &a);                            \
+        sizes[param] = buf->len - offsets[param];      \
     } while (0)
-
-#define EVENTS(param, oid, body)                        \
-    do {                                                \
-        offsets[param] = buf->len;                      \
-        pgarr_begin(buf, &a, oid);                      \
-        for (size_t i = sp.from; i < sp.to; i++) {      \
-            const struct write *x = w[i];               \
-            for (size_t k = 0; k < x->n_events; k++) {  \
-                const struct wevent *e = &x->events[k]; \
-                (void)e;                                \
-                body;                                   \
-            }                                           \
-        }                                               \
-        pgarr_end(buf, &a);                             \
-        sizes[param] = buf->len - offsets[param];       \
-    } while (0)
+#define ROWS(param, oid, body)   EACH(param, oid, n_rows, rows, struct wstep, r, body)
+#define EVENTS(param, oid, body) EACH(param, oid, n_events, events, struct wevent, e, body)
 
     /* $1 owner, $2 lease and $43 holder are scalars the caller points at. */
     offsets[WP_OWNER] = sizes[WP_OWNER] = 0;
@@ -575,6 +563,7 @@ static void encode_write(struct batch *b, struct span sp, size_t offsets[WP_COUN
     EVENTS(WP_E_STATUS, PG_OID_INT2, pgarr_i16(buf, &a, e->status));
     EVENTS(WP_E_DETAIL, PG_OID_TEXT, pgarr_text(buf, &a, e->detail));
 #undef ARRAY
+#undef EACH
 #undef ROWS
 #undef EVENTS
 }
