@@ -66,40 +66,51 @@ static void test_participant_crash(void **state)
     e2e_finish(h);
 }
 
-static void test_participant_kill9(void **state)
+/* "first" does a; two instances of "svc", svc-x and svc-y, take `b_on` (a
+ * slow b) for b. Starts a saga of two_def and waits until one of them has b.
+ * Returns the index in p[] of the instance working on b. */
+static int start_with_b_held(struct e2e *h, struct e2e_proc *sd, const char *b_on,
+                             struct e2e_proc *p[2], saga_client_t **c, uint8_t id[16],
+                             char text[37])
 {
-    struct e2e *h = e2e_begin(state, "peerkill", 0);
-    struct e2e_proc *sd = e2e_sagad(h, NULL);
     e2e_peer(h,
              &(struct e2e_peer_opts){.coordinators = sd->addr, .service = "first", .on = {"a=ok"}});
-    struct e2e_proc *p[2];
-    p[0] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-x",
-                                               .on = {"b=delay:1500"}});
-    p[1] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-y",
-                                               .on = {"b=delay:1500"}});
-    saga_client_t *c = e2e_client(h, sd->addr);
-    e2e_define(c, two_def);
-    uint8_t id[16];
-    char text[37];
-    e2e_start(c, "two", "{}", NULL, id, text);
+    p[0] = e2e_peer(
+        h, &(struct e2e_peer_opts){
+               .coordinators = sd->addr, .service = "svc", .instance = "svc-x", .on = {b_on}});
+    p[1] = e2e_peer(
+        h, &(struct e2e_peer_opts){
+               .coordinators = sd->addr, .service = "svc", .instance = "svc-y", .on = {b_on}});
+    *c = e2e_client(h, sd->addr);
+    e2e_define(*c, two_def);
+    e2e_start(*c, "two", "{}", NULL, id, text);
     e2e_rec_wait(h, text, "b", "action", 1, 10000);
     struct e2e_rec *rec;
     size_t n = e2e_records(h, NULL, &rec);
     long first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    int victim = strcmp(rec[first].instance, "svc-x") == 0 ? 0 : 1;
+    int held = strcmp(rec[first].instance, "svc-x") == 0 ? 0 : 1;
     free(rec);
+    return held;
+}
+
+static void test_participant_kill9(void **state)
+{
+    struct e2e *h = e2e_begin(state, "peerkill", 0);
+    struct e2e_proc *sd = e2e_sagad(h, NULL);
+    struct e2e_proc *p[2];
+    saga_client_t *c;
+    uint8_t id[16];
+    char text[37];
+    int victim = start_with_b_held(h, sd, "b=delay:1500", p, &c, id, text);
     /* Kill whichever instance holds b while it works on it. */
     e2e_kill9(p[victim]);
     saga_result_t *r = e2e_expect(c, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
     saga_result_free(&r);
 
-    n = e2e_records(h, NULL, &rec);
+    struct e2e_rec *rec;
+    size_t n = e2e_records(h, NULL, &rec);
     assert_int_equal(e2e_rec_count(rec, n, text, "b", "action"), 2);
-    first = e2e_rec_find(rec, n, 0, text, "b", "action");
+    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
     long second = e2e_rec_find(rec, n, (size_t)first + 1, text, "b", "action");
     assert_string_equal(rec[first].instance, p[victim]->instance);
     assert_string_equal(rec[second].instance, p[1 - victim]->instance);
@@ -113,28 +124,11 @@ static void test_participant_frozen(void **state)
 {
     struct e2e *h = e2e_begin(state, "frozen", 0);
     struct e2e_proc *sd = e2e_sagad(h, NULL); /* heartbeat 200 ms: silent 600 ms = dead */
-    e2e_peer(h,
-             &(struct e2e_peer_opts){.coordinators = sd->addr, .service = "first", .on = {"a=ok"}});
     struct e2e_proc *p[2];
-    p[0] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-x",
-                                               .on = {"b=delay:1000"}});
-    p[1] = e2e_peer(h, &(struct e2e_peer_opts){.coordinators = sd->addr,
-                                               .service = "svc",
-                                               .instance = "svc-y",
-                                               .on = {"b=delay:1000"}});
-    saga_client_t *c = e2e_client(h, sd->addr);
-    e2e_define(c, two_def);
+    saga_client_t *c;
     uint8_t id[16];
     char text[37];
-    e2e_start(c, "two", "{}", NULL, id, text);
-    e2e_rec_wait(h, text, "b", "action", 1, 10000);
-    struct e2e_rec *rec;
-    size_t n = e2e_records(h, NULL, &rec);
-    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
-    int victim = strcmp(rec[first].instance, "svc-x") == 0 ? 0 : 1;
-    free(rec);
+    int victim = start_with_b_held(h, sd, "b=delay:1000", p, &c, id, text);
     /* Frozen, not dead: its socket stays open but it no longer pings. */
     e2e_signal(p[victim], SIGSTOP);
     e2e_log_wait(sd, "event=session.refused", "SAGA_ETIMEDOUT", 1, 5000);
@@ -142,9 +136,10 @@ static void test_participant_frozen(void **state)
     saga_result_free(&r);
     e2e_signal(p[victim], SIGCONT);
 
-    n = e2e_records(h, NULL, &rec);
+    struct e2e_rec *rec;
+    size_t n = e2e_records(h, NULL, &rec);
     assert_int_equal(e2e_rec_count(rec, n, text, "b", "action"), 2);
-    first = e2e_rec_find(rec, n, 0, text, "b", "action");
+    long first = e2e_rec_find(rec, n, 0, text, "b", "action");
     long second = e2e_rec_find(rec, n, (size_t)first + 1, text, "b", "action");
     assert_string_equal(rec[second].instance, p[1 - victim]->instance);
     e2e_rec_check_keys(rec, n, text);

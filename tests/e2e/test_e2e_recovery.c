@@ -57,22 +57,31 @@ static void check_completed_once(struct e2e *h, saga_client_t *c, const struct s
     free(rec);
 }
 
+/* The chain's participants on `coordinators` ("svc" takes 1.5 s over b), a
+ * client on the same, and N_SAGAS sagas of chain_def started through it;
+ * returns the client once every saga's b is running. */
+static saga_client_t *start_held_at_b(struct e2e *h, const char *coordinators, struct sagas *s)
+{
+    e2e_peer(h, &(struct e2e_peer_opts){
+                    .coordinators = coordinators, .service = "first", .on = {"a=ok", "c=ok"}});
+    e2e_peer(h, &(struct e2e_peer_opts){
+                    .coordinators = coordinators, .service = "svc", .on = {"b=delay:1500"}});
+    saga_client_t *c = e2e_client(h, coordinators);
+    e2e_define(c, chain_def);
+    start_sagas(c, s, N_SAGAS);
+    for (size_t i = 0; i < s->n; i++)
+        e2e_rec_wait(h, s->text[i], "b", "action", 1, 10000);
+    return c;
+}
+
 static void test_kill9_restart_same_id(void **state)
 {
     struct e2e *h = e2e_begin(state, "kill9", 0);
     /* A long lease: taking the sagas back must not wait for it. */
     struct e2e_sagad_opts so = {.instance_id = "coord-a", .lease = "10s"};
     struct e2e_proc *a = e2e_sagad(h, &so);
-    e2e_peer(h, &(struct e2e_peer_opts){
-                    .coordinators = a->addr, .service = "first", .on = {"a=ok", "c=ok"}});
-    e2e_peer(h, &(struct e2e_peer_opts){
-                    .coordinators = a->addr, .service = "svc", .on = {"b=delay:1500"}});
-    saga_client_t *c = e2e_client(h, a->addr);
-    e2e_define(c, chain_def);
     struct sagas s;
-    start_sagas(c, &s, N_SAGAS);
-    for (size_t i = 0; i < s.n; i++)
-        e2e_rec_wait(h, s.text[i], "b", "action", 1, 10000);
+    saga_client_t *c = start_held_at_b(h, a->addr, &s);
 
     e2e_kill9(a);
     /* Same id, same address: participants come back by themselves. */
@@ -91,17 +100,9 @@ static void test_takeover_after_lease(void **state)
     struct e2e_proc *b = e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-b"});
     char both[160];
     snprintf(both, sizeof(both), "%s,%s", a->addr, b->addr);
-    e2e_peer(h, &(struct e2e_peer_opts){
-                    .coordinators = both, .service = "first", .on = {"a=ok", "c=ok"}});
-    e2e_peer(
-        h, &(struct e2e_peer_opts){.coordinators = both, .service = "svc", .on = {"b=delay:1500"}});
     /* The client knows both and fails over when its coordinator dies. */
-    saga_client_t *c = e2e_client(h, both);
-    e2e_define(c, chain_def);
     struct sagas s;
-    start_sagas(c, &s, N_SAGAS);
-    for (size_t i = 0; i < s.n; i++)
-        e2e_rec_wait(h, s.text[i], "b", "action", 1, 10000);
+    saga_client_t *c = start_held_at_b(h, both, &s);
     assert_int_equal(e2e_sql_int(h, NULL, "SELECT count(*) FROM sagas WHERE owner = 'coord-a'"),
                      N_SAGAS);
 
@@ -226,16 +227,8 @@ static void test_sigterm_hands_over(void **state)
         e2e_sagad(h, &(struct e2e_sagad_opts){.instance_id = "coord-b", .lease = "10s"});
     char both[160];
     snprintf(both, sizeof(both), "%s,%s", a->addr, b->addr);
-    e2e_peer(h, &(struct e2e_peer_opts){
-                    .coordinators = both, .service = "first", .on = {"a=ok", "c=ok"}});
-    e2e_peer(
-        h, &(struct e2e_peer_opts){.coordinators = both, .service = "svc", .on = {"b=delay:1500"}});
-    saga_client_t *c = e2e_client(h, both);
-    e2e_define(c, chain_def);
     struct sagas s;
-    start_sagas(c, &s, N_SAGAS);
-    for (size_t i = 0; i < s.n; i++)
-        e2e_rec_wait(h, s.text[i], "b", "action", 1, 10000);
+    saga_client_t *c = start_held_at_b(h, both, &s);
 
     e2e_stop(a, 20000); /* exit 0, clean log */
     uint64_t t0 = e2e_now_ms();
