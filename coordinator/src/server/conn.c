@@ -258,6 +258,22 @@ static void conn_closed_cb(uv_handle_t *handle)
     free(conn);
 }
 
+void conn_abort(struct conn *conn)
+{
+    if (uv_is_closing((uv_handle_t *)&conn->tcp))
+        return;
+    if (!conn->closing) {
+        conn->closing = 1;
+        conn->close_status = SAGA_ECANCELED;
+    }
+    conn->close_after_write = 0;
+    if (conn->reading) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+        conn->reading = 0;
+    }
+    uv_close((uv_handle_t *)&conn->tcp, conn_closed_cb);
+}
+
 void conn_pause(struct conn *conn)
 {
     if (conn->reading) {

@@ -44,6 +44,10 @@ int conn_send(struct conn *conn, const struct wire_msg *msg) __attribute__((warn
  * call more than once and from inside the message callback. */
 void conn_close(struct conn *conn, int code, const char *reason);
 
+/* Closes the socket now, dropping whatever is still queued (a fatal Error a
+ * peer does not read). A no-op once the handle is closing. */
+void conn_abort(struct conn *conn);
+
 /* Stops or resumes reading (backpressure). */
 void conn_pause(struct conn *conn);
 void conn_resume(struct conn *conn);

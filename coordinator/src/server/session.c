@@ -32,7 +32,8 @@ struct session {
     struct instance *inst;
     struct req reqs; /* list head */
     uint64_t last_seen_ms;
-    char name[96]; /* service/instance or client label, for logs */
+    uint64_t closing_ms; /* when a fatal Error went out, or 0 */
+    char name[96];       /* service/instance or client label, for logs */
 };
 
 static void session_on_msg(struct conn *conn, struct wire_msg *msg);
@@ -179,6 +180,8 @@ static void fatal(struct session *s, int code, const char *fmt, ...)
     va_end(ap);
     log_warn(NULL, "session.refused", "peer=%s error=%s reason=%s", conn_peer(s->conn),
              saga_err_name(code), log_quote(quoted, sizeof(quoted), text));
+    if (s->closing_ms == 0)
+        s->closing_ms = timerq_wall_ms(NULL);
     conn_close(s->conn, code, text);
 }
 
@@ -437,9 +440,15 @@ void session_sweep(struct server *srv, uint64_t now_ms)
     struct session *s = srv->sessions;
     while (s != NULL) {
         struct session *next = s->next;
-        if ((s->state == S_PARTICIPANT || s->state == S_HELLO) && now_ms > s->last_seen_ms + limit)
+        if (s->closing_ms != 0) {
+            /* A fatal Error the peer does not read: close without it. */
+            if (now_ms > s->closing_ms + limit)
+                conn_abort(s->conn);
+        } else if ((s->state == S_PARTICIPANT || s->state == S_HELLO) &&
+                   now_ms > s->last_seen_ms + limit) {
             fatal(s, SAGA_ETIMEDOUT, "no frame for %llu ms (three heartbeats): closing",
                   (unsigned long long)(now_ms - s->last_seen_ms));
+        }
         s = next;
     }
 }
