@@ -263,43 +263,10 @@ int dec_ts_ms(const char *p, int len, uint64_t *out)
 
 void store_id_format(const struct saga_id *id, char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[id->bytes[i] >> 4];
-        out[o++] = hex[id->bytes[i] & 15];
-    }
-    out[o] = '\0';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    saga_id_format(id->bytes, out);
 }
 
 int store_id_parse(const char *text, struct saga_id *out)
 {
-    size_t n = 0;
-    if (!text)
-        return SAGA_EINVAL;
-    for (const char *p = text; *p; p++) {
-        if (*p == '-')
-            continue;
-        int hi = hexval(*p);
-        if (hi < 0 || !p[1])
-            return SAGA_EINVAL;
-        int lo = hexval(*++p);
-        if (lo < 0 || n == 16)
-            return SAGA_EINVAL;
-        out->bytes[n++] = (uint8_t)(hi << 4 | lo);
-    }
-    return n == 16 ? 0 : SAGA_EINVAL;
+    return saga_id_parse(text, out->bytes);
 }

@@ -27,10 +27,6 @@
 extern "C" {
 #endif
 
-/* Bytes of a raw saga id (a UUID), and of its text form with the NUL. */
-#define SAGA_ID_LEN      16
-#define SAGA_ID_TEXT_LEN 37
-
 struct uv_loop_s;
 
 typedef struct saga_client saga_client_t;
@@ -241,11 +237,6 @@ SAGA_EXTERN const saga_service_info_t *saga_result_service_at(const saga_result_
 SAGA_EXTERN void saga_result_free(saga_result_t **r);
 
 SAGA_EXTERN const char *saga_mode_name(saga_mode_t mode);
-
-/* Writes the text form of `id` into `out` (SAGA_ID_TEXT_LEN bytes); returns out. */
-SAGA_EXTERN char *saga_id_format(const uint8_t id[SAGA_ID_LEN], char out[SAGA_ID_TEXT_LEN]);
-/* Parses the text form (dashes optional, either case); returns 0 or SAGA_EINVAL. */
-SAGA_EXTERN int saga_id_parse(const char *text, uint8_t out[SAGA_ID_LEN]);
 
 #ifdef __cplusplus
 }

@@ -34,10 +34,6 @@
 extern "C" {
 #endif
 
-/* Bytes of a raw saga id (a UUID), and of its text form with the NUL. */
-#define SAGA_ID_LEN      16
-#define SAGA_ID_TEXT_LEN 37
-
 /* libuv's loop; include <uv.h> to get one. */
 struct uv_loop_s;
 
@@ -209,11 +205,6 @@ SAGA_EXTERN int saga_call_ok(saga_call_t *call, const void *out, size_t len);
 SAGA_EXTERN int saga_call_fail(saga_call_t *call, const char *reason);
 /* Completes the call with a transient failure (retried with backoff). */
 SAGA_EXTERN int saga_call_retry(saga_call_t *call, const char *reason);
-
-/* Writes the text form of `id` into `out` (SAGA_ID_TEXT_LEN bytes); returns out. */
-SAGA_EXTERN char *saga_id_format(const uint8_t id[SAGA_ID_LEN], char out[SAGA_ID_TEXT_LEN]);
-/* Parses the text form (dashes optional, either case); returns 0 or SAGA_EINVAL. */
-SAGA_EXTERN int saga_id_parse(const char *text, uint8_t out[SAGA_ID_LEN]);
 
 #ifdef __cplusplus
 }

@@ -3,11 +3,17 @@
 #ifndef SAGA_TYPES_H
 #define SAGA_TYPES_H
 
+#include <stdint.h>
+
 #include "saga/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Bytes of a raw saga id (a UUID), and of its text form with the NUL. */
+#define SAGA_ID_LEN      16
+#define SAGA_ID_TEXT_LEN 37
 
 typedef enum saga_status {
     SAGA_STATUS_UNKNOWN = 0,
@@ -62,6 +68,11 @@ SAGA_EXTERN const char *saga_outcome_name(saga_outcome_t outcome);
 /* 1 when `status` is terminal (COMPLETED, COMPENSATED, COMMITTED, ABORTED), else 0.
  * STUCK is not terminal: an operator can still move it. */
 SAGA_EXTERN int saga_status_is_terminal(saga_status_t status);
+
+/* Writes the text form of `id` into `out` (SAGA_ID_TEXT_LEN bytes); returns out. */
+SAGA_EXTERN char *saga_id_format(const uint8_t id[SAGA_ID_LEN], char out[SAGA_ID_TEXT_LEN]);
+/* Parses the text form (dashes optional, either case); returns 0 or SAGA_EINVAL. */
+SAGA_EXTERN int saga_id_parse(const char *text, uint8_t out[SAGA_ID_LEN]);
 
 /* The SDK's version, "MAJOR.MINOR.PATCH"; static. */
 SAGA_EXTERN const char *saga_version(void);
