@@ -14,7 +14,7 @@
 #include "server/timerq.h"
 #include "store/migrate.h"
 
-#define PEERS_REFRESH_EVERY 10 /* sweeps */
+#define PEERS_REFRESH_EVERY 20 /* sweeps: every ten heartbeats */
 
 /* Splits "HOST:PORT" (IPv6 as "[::1]:7420") into a socket address. Names
  * other than "localhost" are not resolved: a DNS lookup would block. */
@@ -263,7 +263,10 @@ int server_run(const struct server_config *cfg)
         goto out_loop;
 
     uv_timer_init(&srv->loop, &srv->sweep);
-    uv_timer_start(&srv->sweep, on_sweep, cfg->heartbeat_ms, cfg->heartbeat_ms);
+    /* Twice a heartbeat: a peer silent for three heartbeats is found within
+     * half a heartbeat more. */
+    uint64_t sweep_ms = cfg->heartbeat_ms / 2 ? cfg->heartbeat_ms / 2 : 1;
+    uv_timer_start(&srv->sweep, on_sweep, sweep_ms, sweep_ms);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     srv->sigterm.data = srv->sigint.data = srv;
