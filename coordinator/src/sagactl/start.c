@@ -216,6 +216,14 @@ int ctl_start(struct ctl *ctl, int argc, char **argv)
         ctl_fail(ctl, "start", id_text, rc, r);
         goto done;
     }
+    /* A Wait's answer leaves the timeline out: show the whole saga. */
+    saga_result_t *full = NULL;
+    if (saga_client_get_sync(client, id, &full) == 0) {
+        saga_result_free(&r);
+        r = full;
+    } else {
+        saga_result_free(&full);
+    }
     const saga_info_t *info = saga_result_info(r);
     bool ended = saga_status_is_terminal(info->status) || info->status == SAGA_STATUS_STUCK;
     status = ctl_exit_for(info->status);

@@ -263,7 +263,7 @@ void rt_saga_drop(struct runtime *rt, struct rsaga *rs)
         undefer(rt, st);
     }
     rt_map_remove(rt, rs);
-    rt_waiter_nudge_all(rs, 1);
+    rt_waiter_nudge_all(rs, RT_NUDGE_SETTLED);
     rt->stats.dropped++;
     rs_maybe_free(rt, rs);
 }
@@ -455,12 +455,13 @@ static void on_written(const struct store_write *w, int status)
         rt->stats.settled++;
         log_info(rs->id_text, "saga.settled", "status=%s",
                  saga_status_name(saga_engine_status(rs->engine)));
+        /* The write that settled it is durable: waiters may be answered
+         * from memory now. */
+        rt_waiter_nudge_all(rs, RT_NUDGE_SETTLED_DURABLE);
         if (saga_status_is_terminal(saga_engine_status(rs->engine)))
             rt_saga_drop(rt, rs);
-        else
-            rt_waiter_nudge_all(rs, 1);
     } else if (rs->waiters != NULL) {
-        rt_waiter_nudge_all(rs, 0);
+        rt_waiter_nudge_all(rs, RT_NUDGE_WRITE);
     }
 
 done:
@@ -470,6 +471,40 @@ done:
     rs->writes--;
     rs_maybe_free(rt, rs);
     shutdown_check(rt);
+}
+
+/* 1 for the step states the log stamps with a finish time. */
+int rt_step_settled(saga_step_status_t status)
+{
+    switch (status) {
+    case SAGA_STEP_SUCCEEDED:
+    case SAGA_STEP_FAILED:
+    case SAGA_STEP_COMPENSATED:
+    case SAGA_STEP_COMMITTED:
+    case SAGA_STEP_ABORTED:
+    case SAGA_STEP_STUCK:
+    case SAGA_STEP_SKIPPED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Keeps the times the log is given (step started and finished, saga
+ * created), so that a Wait can be answered from memory as the log has it. */
+void rt_saga_note_times(struct rsaga *rs, const struct effects *fx)
+{
+    for (uint32_t i = 0; i < fx->n_records; i++) {
+        const struct record *r = &fx->records[i];
+        if (r->kind == REC_SAGA_INSERT) {
+            rs->created_ms = r->at_ms;
+        } else if (r->kind == REC_STEP_UPDATE && r->step >= 0 && r->step < rs->n_steps) {
+            struct rstep *st = &rs->steps[r->step];
+            if (st->started_ms == 0 && r->step_status != SAGA_STEP_PENDING)
+                st->started_ms = r->at_ms;
+            st->finished_ms = rt_step_settled(r->step_status) ? r->at_ms : 0;
+        }
+    }
 }
 
 /* Hands the effects in rt->fx on: timers now, records to the store, commands
@@ -493,6 +528,7 @@ void rt_saga_apply(struct runtime *rt, struct rsaga *rs, struct req *req, enum w
             rt_answer_with_view(rt, req, &rs->id);
         return;
     }
+    rt_saga_note_times(rs, fx);
     struct wctx *ctx = malloc(sizeof(*ctx) + fx->n_commands * sizeof(struct saga_command));
     if (ctx == NULL)
         goto fail;
@@ -716,6 +752,8 @@ static void resume_claimed(struct runtime *rt, const struct store_claimed *c)
         log_error(text, "saga.resume_failed", "error=%s", saga_err_name(err ? err : SAGA_ENOMEM));
         return;
     }
+    rs->claimed = 1;
+    rs->created_ms = c->snap.created_ms;
     rt->stats.claimed++;
     log_info(text, "saga.resumed", "status=%s epoch=%llu",
              saga_status_name(saga_engine_status(rs->engine)), (unsigned long long)c->epoch);

@@ -34,6 +34,8 @@ struct rstep {
     saga_op_t op; /* the command last dispatched */
     uint32_t attempt;
     uint32_t timeout_ms;
+    uint64_t started_ms;  /* as logged: the first dispatch */
+    uint64_t finished_ms; /* as logged: the last result that ended the step, or 0 */
 };
 
 struct waiter;
@@ -49,6 +51,8 @@ struct rsaga {
     unsigned writes; /* store writes in flight */
     int in_map;
     int dropped; /* no more events; freed once its writes are done */
+    int claimed; /* taken from the log: step times before that are not known here */
+    uint64_t created_ms;
     struct waiter *waiters;
     uint16_t n_steps;
     struct rstep steps[];
@@ -153,6 +157,9 @@ void rt_saga_drop(struct runtime *rt, struct rsaga *rs);
  * to `req` once durable. */
 void rt_saga_apply(struct runtime *rt, struct rsaga *rs, struct req *req, enum wkind kind,
                    const struct store_create *create);
+/* Notes the times fx's records give the log (created, step started/finished). */
+void rt_saga_note_times(struct rsaga *rs, const struct effects *fx);
+int rt_step_settled(saga_step_status_t status);
 /* Drops a saga whose log write failed and has the store claim it again. */
 void rt_saga_release(struct runtime *rt, struct rsaga *rs);
 void rt_on_reclaimed(const struct store_claim *c, int status);
@@ -161,8 +168,14 @@ void rt_on_reclaimed(const struct store_claim *c, int status);
 
 /* Answers `req` with the saga's SagaInfo read from the log. */
 void rt_answer_with_view(struct runtime *rt, struct req *req, const struct saga_id *id);
-/* A write of `rs` committed (settled: the saga is terminal or STUCK, or left). */
-void rt_waiter_nudge_all(struct rsaga *rs, int settled);
+enum rt_nudge {
+    RT_NUDGE_WRITE = 0,           /* a write committed: watchers read the new events */
+    RT_NUDGE_SETTLED = 1,         /* the saga left (or settled): every waiter reads the log */
+    RT_NUDGE_SETTLED_DURABLE = 2, /* the write that settled it committed: a Wait is
+                                     answered from memory, watchers read the log */
+};
+
+void rt_waiter_nudge_all(struct rsaga *rs, enum rt_nudge why);
 void rt_waiter_fire(struct waiter *w);
 void rt_waiter_finish(struct waiter *w);
 int rt_settled_status(saga_status_t s);

@@ -68,17 +68,67 @@ static int load_view(struct runtime *rt, const struct saga_id *id, struct req *r
     return err;
 }
 
+/* Answers with the saga as read from the log; a Wait's answer leaves the
+ * timeline out (docs/protocol.md: Get and Watch carry it). */
 static void reply_info(struct req **req, const struct store_saga_view *view,
-                       const struct definition *def)
+                       const struct definition *def, int with_events)
 {
     struct wire_msg msg = {.type = WIRE_SAGA_INFO};
-    if (view_saga_info(view, def, &msg.saga_info) != 0) {
+    struct store_saga_view v = *view;
+    if (!with_events)
+        v.n_events = 0;
+    if (view_saga_info(&v, def, &msg.saga_info) != 0) {
         wire_msg_free_contents(&msg);
         req_fail(req, SAGA_ENOMEM, "out of memory building the answer");
         return;
     }
     req_reply(req, &msg);
     wire_msg_free_contents(&msg);
+}
+
+/* Answers a Wait on a saga held here from memory, right after the write that
+ * settled it committed: what the log holds, without reading it back. Fields
+ * point into the saga and its definition; nothing is copied. */
+static void reply_from_memory(struct req **req, const struct rsaga *rs)
+{
+    const struct definition *def = rs->def;
+    struct step_snapshot snaps[DEF_MAX_STEPS];
+    struct saga_snapshot snap;
+    struct wire_step_info steps[DEF_MAX_STEPS];
+    saga_engine_project(rs->engine, &snap, snaps);
+    struct wire_msg msg = {.type = WIRE_SAGA_INFO};
+    struct wire_saga_info *info = &msg.saga_info;
+    memcpy(info->saga_id, rs->id.bytes, 16);
+    info->definition = def->name;
+    info->version = def->version;
+    info->mode = view_mode(def->mode);
+    info->status = saga_engine_status(rs->engine);
+    info->error = (char *)(saga_engine_error(rs->engine) ? saga_engine_error(rs->engine) : "");
+    info->created_ms = rs->created_ms;
+    info->updated_ms = rt_now_ms();
+    info->deadline_ms = saga_engine_deadline(rs->engine);
+    size_t input_len = 0;
+    info->input = (uint8_t *)saga_engine_input(rs->engine, &input_len);
+    info->input_len = input_len;
+    for (uint16_t i = 0; i < def->n_steps; i++) {
+        const struct step_snapshot *ss = &snaps[i];
+        steps[i] = (struct wire_step_info){
+            .name = def->steps[i].name,
+            .service = def->steps[i].service,
+            .action = def->steps[i].action,
+            .status = ss->status,
+            .attempts = ss->attempts,
+            .compensate_attempts = ss->compensate_attempts,
+            .error = (char *)(ss->error ? ss->error : ""),
+            .started_ms = rs->steps[i].started_ms,
+            .finished_ms = rs->steps[i].finished_ms,
+            .output = (uint8_t *)ss->output,
+            .output_len = ss->output_len,
+        };
+    }
+    info->steps = steps;
+    info->n_steps = def->n_steps;
+    req_reply(req, &msg);
 }
 
 static void waiter_view(struct waiter *w, const struct store_saga_view *view, int status,
@@ -96,7 +146,7 @@ static void view_deliver(struct viewctx *v, const struct store_saga_view *view, 
     } else if (status != 0) {
         req_fail(&v->req, status, "reading the saga failed: %s", saga_strerror(status));
     } else {
-        reply_info(&v->req, view, def);
+        reply_info(&v->req, view, def, 1);
     }
     free(v);
 }
@@ -180,7 +230,7 @@ void rt_waiter_fire(struct waiter *w)
 
 /* A write of `rs` committed: watchers read the new events; waiters read the
  * outcome once the saga settled (or it left this coordinator). */
-void rt_waiter_nudge_all(struct rsaga *rs, int settled)
+void rt_waiter_nudge_all(struct rsaga *rs, enum rt_nudge why)
 {
     struct waiter *w = rs->waiters;
     if (rs->dropped) {
@@ -190,8 +240,13 @@ void rt_waiter_nudge_all(struct rsaga *rs, int settled)
     }
     while (w != NULL) {
         struct waiter *next = w->snext;
-        if (w->watch || settled || rs->dropped)
+        if (!w->watch && why == RT_NUDGE_SETTLED_DURABLE && !rs->claimed && !w->busy &&
+            req_alive(w->req)) {
+            reply_from_memory(&w->req, rs);
+            rt_waiter_finish(w);
+        } else if (w->watch || why != RT_NUDGE_WRITE || rs->dropped) {
             waiter_poll(w);
+        }
         w = next;
     }
 }
@@ -238,7 +293,7 @@ static void waiter_view(struct waiter *w, const struct store_saga_view *view, in
         }
     }
     if (rt_settled_status(view->saga->status) || (!w->watch && rt_now_ms() >= w->until_ms)) {
-        reply_info(&w->req, view, def);
+        reply_info(&w->req, view, def, w->watch);
         rt_waiter_finish(w);
         return;
     }

@@ -96,7 +96,8 @@ SAGA_EXTERN int saga_client_start(saga_client_t *c, const saga_start_request_t *
 SAGA_EXTERN int saga_client_get(saga_client_t *c, const uint8_t id[SAGA_ID_LEN], saga_client_cb cb,
                                 void *data);
 /* Answers once the saga is terminal or stuck, or after timeout_ms (0: the
- * coordinator's maximum) with its state then. */
+ * coordinator's maximum) with its state then, without the timeline (no
+ * events: saga_client_get has them). */
 SAGA_EXTERN int saga_client_wait(saga_client_t *c, const uint8_t id[SAGA_ID_LEN],
                                  unsigned timeout_ms, saga_client_cb cb, void *data);
 SAGA_EXTERN int saga_client_list(saga_client_t *c, const saga_list_filter_t *filter,
