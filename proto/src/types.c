@@ -94,3 +94,23 @@ int saga_status_is_terminal(saga_status_t status)
     return status == SAGA_STATUS_COMPLETED || status == SAGA_STATUS_COMPENSATED ||
            status == SAGA_STATUS_COMMITTED || status == SAGA_STATUS_ABORTED;
 }
+
+int saga_step_status_is_settled(saga_step_status_t status)
+{
+    switch (status) {
+    case SAGA_STEP_SUCCEEDED:
+    case SAGA_STEP_FAILED:
+    case SAGA_STEP_COMPENSATED:
+    case SAGA_STEP_COMMITTED:
+    case SAGA_STEP_ABORTED:
+    case SAGA_STEP_STUCK:
+    case SAGA_STEP_SKIPPED:
+        return 1;
+    case SAGA_STEP_PENDING:
+    case SAGA_STEP_RUNNING:
+    case SAGA_STEP_WAITING:
+    case SAGA_STEP_COMPENSATING:
+        break;
+    }
+    return 0;
+}

@@ -473,23 +473,6 @@ done:
     shutdown_check(rt);
 }
 
-/* 1 for the step states the log stamps with a finish time. */
-int rt_step_settled(saga_step_status_t status)
-{
-    switch (status) {
-    case SAGA_STEP_SUCCEEDED:
-    case SAGA_STEP_FAILED:
-    case SAGA_STEP_COMPENSATED:
-    case SAGA_STEP_COMMITTED:
-    case SAGA_STEP_ABORTED:
-    case SAGA_STEP_STUCK:
-    case SAGA_STEP_SKIPPED:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* Keeps the times the log is given (step started and finished, saga
  * created), so that a Wait can be answered from memory as the log has it. */
 void rt_saga_note_times(struct rsaga *rs, const struct effects *fx)
@@ -502,7 +485,7 @@ void rt_saga_note_times(struct rsaga *rs, const struct effects *fx)
             struct rstep *st = &rs->steps[r->step];
             if (st->started_ms == 0 && r->step_status != SAGA_STEP_PENDING)
                 st->started_ms = r->at_ms;
-            st->finished_ms = rt_step_settled(r->step_status) ? r->at_ms : 0;
+            st->finished_ms = saga_step_status_is_settled(r->step_status) ? r->at_ms : 0;
         }
     }
 }

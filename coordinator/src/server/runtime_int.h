@@ -159,7 +159,6 @@ void rt_saga_apply(struct runtime *rt, struct rsaga *rs, struct req *req, enum w
                    const struct store_create *create);
 /* Notes the times fx's records give the log (created, step started/finished). */
 void rt_saga_note_times(struct rsaga *rs, const struct effects *fx);
-int rt_step_settled(saga_step_status_t status);
 /* Drops a saga whose log write failed and has the store claim it again. */
 void rt_saga_release(struct runtime *rt, struct rsaga *rs);
 void rt_on_reclaimed(const struct store_claim *c, int status);

@@ -277,22 +277,6 @@ static void write_finish(struct store *s, struct write *w, int status)
 
 /* ---- submission ---- */
 
-static int step_settled(int status)
-{
-    switch (status) {
-    case SAGA_STEP_SUCCEEDED:
-    case SAGA_STEP_FAILED:
-    case SAGA_STEP_COMPENSATED:
-    case SAGA_STEP_COMMITTED:
-    case SAGA_STEP_ABORTED:
-    case SAGA_STEP_STUCK:
-    case SAGA_STEP_SKIPPED:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static size_t str_size(const char *s)
 {
     return s ? strlen(s) + 1 : 0;
@@ -416,7 +400,7 @@ static struct write *write_build(const struct saga_id *id, const struct store_cr
             st->error = err;
             if (!st->started_ms && r->step_status != SAGA_STEP_PENDING)
                 st->started_ms = r->at_ms;
-            st->finished_ms = step_settled(r->step_status) ? r->at_ms : 0;
+            st->finished_ms = saga_step_status_is_settled(r->step_status) ? r->at_ms : 0;
         } else {
             e->status = (int16_t)r->saga_status;
             if (r->kind == REC_SAGA_INSERT)

@@ -69,6 +69,11 @@ SAGA_EXTERN const char *saga_outcome_name(saga_outcome_t outcome);
  * STUCK is not terminal: an operator can still move it. */
 SAGA_EXTERN int saga_status_is_terminal(saga_status_t status);
 
+/* 1 when `status` ends a step for now (SUCCEEDED, FAILED, COMPENSATED,
+ * COMMITTED, ABORTED, STUCK, SKIPPED): the log stamps it with a finish time.
+ * 0 for PENDING, RUNNING, WAITING and COMPENSATING. */
+SAGA_EXTERN int saga_step_status_is_settled(saga_step_status_t status);
+
 /* Writes the text form of `id` into `out` (SAGA_ID_TEXT_LEN bytes); returns out. */
 SAGA_EXTERN char *saga_id_format(const uint8_t id[SAGA_ID_LEN], char out[SAGA_ID_TEXT_LEN]);
 /* Parses the text form (dashes optional, either case); returns 0 or SAGA_EINVAL. */

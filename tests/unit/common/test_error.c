@@ -57,6 +57,13 @@ static void test_enum_names(void **state)
     assert_string_equal(saga_outcome_name(SAGA_OUTCOME_RETRY), "retry");
     assert_true(saga_status_is_terminal(SAGA_STATUS_ABORTED));
     assert_false(saga_status_is_terminal(SAGA_STATUS_STUCK));
+    assert_true(saga_step_status_is_settled(SAGA_STEP_SUCCEEDED));
+    assert_true(saga_step_status_is_settled(SAGA_STEP_STUCK));
+    assert_true(saga_step_status_is_settled(SAGA_STEP_SKIPPED));
+    assert_false(saga_step_status_is_settled(SAGA_STEP_PENDING));
+    assert_false(saga_step_status_is_settled(SAGA_STEP_WAITING));
+    assert_false(saga_step_status_is_settled(SAGA_STEP_COMPENSATING));
+    assert_false(saga_step_status_is_settled((saga_step_status_t)99));
 }
 
 int main(void)
