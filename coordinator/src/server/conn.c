@@ -40,24 +40,29 @@ static void conn_closed_cb(uv_handle_t *handle);
 static void conn_start_write(struct conn *conn);
 static void conn_begin_close(struct conn *conn, int status);
 
-static void peer_name(uv_tcp_t *tcp, char *out, size_t size)
+void conn_addr_text(const struct sockaddr_storage *ss, char *out, size_t size)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char host[48] = "?";
+    char host[64] = "?";
     int port = 0;
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-            uv_ip4_name(in, host, sizeof(host));
-            port = ntohs(in->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(in6, host, sizeof(host));
-            port = ntohs(in6->sin6_port);
-        }
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        uv_ip4_name(in, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(in6, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
     }
     snprintf(out, size, "%s:%d", host, port);
+}
+
+static void peer_name(uv_tcp_t *tcp, char *out, size_t size)
+{
+    struct sockaddr_storage ss = {0};
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
+        ss.ss_family = AF_UNSPEC;
+    conn_addr_text(&ss, out, size);
 }
 
 int conn_accept(uv_stream_t *server, const struct conn_config *cfg, conn_msg_cb on_msg,

@@ -55,6 +55,9 @@ void conn_resume(struct conn *conn);
 void *conn_data(const struct conn *conn);
 void conn_set_data(struct conn *conn, void *data);
 
+/* Writes `ss` as "host:port" ("?:0" for anything but IPv4 and IPv6). */
+void conn_addr_text(const struct sockaddr_storage *ss, char *out, size_t size);
+
 /* "host:port" of the peer, for logs. Owned by the conn. */
 const char *conn_peer(const struct conn *conn);
 

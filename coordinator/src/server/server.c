@@ -186,21 +186,12 @@ static int listen_on(struct server *srv)
         return SAGA_EIO;
     }
     /* Port 0: say which one the kernel chose. */
-    struct sockaddr_storage bound;
+    struct sockaddr_storage bound = {0};
     int len = sizeof(bound);
-    char host[64] = "?";
-    int port = 0;
-    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len) == 0) {
-        if (bound.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        }
-    }
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len) != 0)
+        bound.ss_family = AF_UNSPEC;
     char addr_text[96];
-    snprintf(addr_text, sizeof(addr_text), "%s:%d", host, port);
+    conn_addr_text(&bound, addr_text, sizeof(addr_text));
     srv->advertise = strdup(srv->cfg.advertise ? srv->cfg.advertise : addr_text);
     if (srv->advertise == NULL)
         return SAGA_ENOMEM;
