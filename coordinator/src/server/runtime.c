@@ -182,8 +182,7 @@ const struct definition *rt_def_from_store(struct runtime *rt, const struct stor
 
 /* ---- sagas in memory ------------------------------------------------------------------- */
 
-struct rsaga *rt_saga_new(struct runtime *rt, const struct definition *def,
-                          const struct saga_id *id, uint64_t epoch)
+struct rsaga *rt_saga_new(const struct definition *def, const struct saga_id *id, uint64_t epoch)
 {
     struct rsaga *rs = calloc(1, sizeof(*rs) + def->n_steps * sizeof(struct rstep));
     if (rs == NULL)
@@ -201,7 +200,6 @@ struct rsaga *rt_saga_new(struct runtime *rt, const struct definition *def,
         timerq_timer_init(&st->timer.t);
         st->timer.kind = RT_STEP;
     }
-    (void)rt;
     return rs;
 }
 
@@ -239,13 +237,12 @@ static void defer(struct runtime *rt, struct rstep *st)
 }
 
 /* Frees `rs` once nothing refers to it any more. */
-static void rs_maybe_free(struct runtime *rt, struct rsaga *rs)
+static void rs_maybe_free(struct rsaga *rs)
 {
     if (!rs->dropped || rs->writes > 0)
         return;
     saga_engine_free(&rs->engine);
     free(rs);
-    (void)rt;
 }
 
 /* Takes `rs` out of service: no timers, no commands, out of the map; waiters
@@ -265,7 +262,7 @@ void rt_saga_drop(struct runtime *rt, struct rsaga *rs)
     rt_map_remove(rt, rs);
     rt_waiter_nudge_all(rs, RT_NUDGE_SETTLED);
     rt->stats.dropped++;
-    rs_maybe_free(rt, rs);
+    rs_maybe_free(rs);
 }
 
 static void rs_arm_timers(struct runtime *rt, struct rsaga *rs, const struct effects *fx)
@@ -469,7 +466,7 @@ done:
         req_drop(&ctx->req);
     free(ctx);
     rs->writes--;
-    rs_maybe_free(rt, rs);
+    rs_maybe_free(rs);
     shutdown_check(rt);
 }
 
@@ -562,9 +559,8 @@ void rt_saga_release(struct runtime *rt, struct rsaga *rs)
 
 /* ---- events from participants and timers ----------------------------------------------- */
 
-int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_reply *m)
+int runtime_reply(struct runtime *rt, const struct wire_reply *m)
 {
-    (void)inst;
     rt->stats.replies++;
     struct rsaga *rs = rt_map_find(rt, m->saga_id);
     if (rs == NULL || rs->dropped || m->step_index >= rs->n_steps) {
@@ -722,7 +718,7 @@ static void resume_claimed(struct runtime *rt, const struct store_claimed *c)
     struct rsaga *old = rt_map_find(rt, c->snap.id.bytes);
     if (old != NULL)
         rt_saga_drop(rt, old); /* our own lease ran out and we took it again: the new epoch wins */
-    struct rsaga *rs = rt_saga_new(rt, def, &c->snap.id, c->epoch);
+    struct rsaga *rs = rt_saga_new(def, &c->snap.id, c->epoch);
     if (rs == NULL || effects_reserve(&rt->fx, def->n_steps) != 0) {
         free(rs);
         log_error(text, "saga.resume_failed", "reason=no_memory");

@@ -73,10 +73,11 @@ void runtime_operate(struct runtime *rt, struct req *req, enum runtime_op op, co
 
 /* ---- participants */
 
-/* A Reply from `inst`. Returns 0, or SAGA_ETOOBIG when its output is over the
- * payload limit: the output is not kept, and a forward OK counts as FAIL
- * ("output over the payload limit"). */
-int runtime_reply(struct runtime *rt, struct instance *inst, const struct wire_reply *m);
+/* A participant's Reply (matched by saga, step, op and attempt, whichever
+ * instance sends it). Returns 0, or SAGA_ETOOBIG when its output is over the
+ * payload limit: the output is not kept, and an OK to an action or prepare
+ * counts as RETRY of a step that ran. */
+int runtime_reply(struct runtime *rt, const struct wire_reply *m);
 
 /* The 2pc in-doubt query; answers `req` with a Decision. */
 void runtime_in_doubt(struct runtime *rt, struct req *req, const struct wire_in_doubt *m);

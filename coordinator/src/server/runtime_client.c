@@ -83,10 +83,8 @@ static struct definition *parse_or_fail(struct req **req, const char *json)
     return def;
 }
 
-static int define_def(struct runtime *rt, struct req *req, struct definition *def,
-                      store_define_cb cb, void *data)
+static int define_def(struct runtime *rt, struct definition *def, store_define_cb cb, void *data)
 {
-    (void)req;
     return store_define(rt->store, def->name, def->version, def->mode, def->canonical,
                         def->canonical_len, def->hash, cb, data);
 }
@@ -103,7 +101,7 @@ void runtime_define(struct runtime *rt, struct req *req, const struct wire_defin
         return;
     }
     *ctx = (struct definectx){.rt = rt, .req = req, .def = def};
-    if (define_def(rt, req, def, on_defined, ctx) != 0) {
+    if (define_def(rt, def, on_defined, ctx) != 0) {
         req_fail(&ctx->req, SAGA_EUNAVAIL, "the saga log is unavailable");
         definition_free(&ctx->def);
         free(ctx);
@@ -140,7 +138,7 @@ static void start_with(struct startctx *ctx, const struct definition *def)
     }
     id.bytes[6] = (uint8_t)((id.bytes[6] & 0x0f) | 0x40); /* version 4 */
     id.bytes[8] = (uint8_t)((id.bytes[8] & 0x3f) | 0x80); /* variant 1 */
-    struct rsaga *rs = rt_saga_new(rt, def, &id, 1);
+    struct rsaga *rs = rt_saga_new(def, &id, 1);
     if (rs == NULL || effects_reserve(&rt->fx, def->n_steps) != 0 ||
         saga_engine_new(def, &id, ctx->input, ctx->input_len, &rt->rng, &rs->engine) != 0) {
         free(rs);
@@ -267,7 +265,7 @@ void runtime_start(struct runtime *rt, struct req *req, const struct wire_start 
             start_with(ctx, have);
             return;
         }
-        if (define_def(rt, req, ctx->inline_def, on_start_defined, ctx) != 0)
+        if (define_def(rt, ctx->inline_def, on_start_defined, ctx) != 0)
             goto unavailable;
         return;
     }

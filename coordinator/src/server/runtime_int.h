@@ -149,8 +149,7 @@ struct latest *rt_latest_find(const struct runtime *rt, const char *name);
 const struct definition *rt_latest_fresh(const struct runtime *rt, const char *name, uint64_t now);
 void rt_latest_note(struct runtime *rt, const struct definition *def, uint64_t now);
 
-struct rsaga *rt_saga_new(struct runtime *rt, const struct definition *def,
-                          const struct saga_id *id, uint64_t epoch);
+struct rsaga *rt_saga_new(const struct definition *def, const struct saga_id *id, uint64_t epoch);
 /* Takes a saga out of service; freed once its writes are done. */
 void rt_saga_drop(struct runtime *rt, struct rsaga *rs);
 /* Hands rt->fx on: timers now, records to the store, commands and the answer

@@ -328,7 +328,7 @@ static void on_participant_msg(struct session *s, struct wire_msg *msg)
         return;
     }
     case WIRE_REPLY: {
-        int err = runtime_reply(srv->runtime, s->inst, &msg->reply);
+        int err = runtime_reply(srv->runtime, &msg->reply);
         /* Request id 0: a Reply's id is the coordinator's own numbering, which
          * the participant could mistake for one of its requests. */
         if (err == SAGA_ETOOBIG)
