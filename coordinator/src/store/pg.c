@@ -306,6 +306,14 @@ static struct seg *seg_push(struct pg_conn *c, int n, pg_result_cb on_result, pg
     return s;
 }
 
+/* Every statement is prepared once per connection and run with the same shape
+ * of parameters (arrays of any length), so a plan made once serves every run:
+ * planning the write statement anew for each batch cost more than running a
+ * small batch. The plan is remade when ANALYZE changes the statistics. */
+static const char session_sql[] = "SET plan_cache_mode = force_generic_plan";
+
+/* Results of the preparing segment: the session setting (index 0), then one
+ * per statement. */
 static void prepare_on_result(void *arg, int index, const struct pg_res *res)
 {
     struct pg_conn *c = arg;
@@ -314,7 +322,8 @@ static void prepare_on_result(void *arg, int index, const struct pg_res *res)
     const char *state = pg_res_sqlstate(res);
     char q[256];
     log_error(NULL, "store.prepare_failed", "statement=%s sqlstate=%s message=%s",
-              c->stmts[index].name, state, log_quote(q, sizeof(q), pg_res_message(res)));
+              index == 0 ? "session" : c->stmts[index - 1].name, state,
+              log_quote(q, sizeof(q), pg_res_message(res)));
     /* Class 42 (undefined table, column, function...): the schema is not the
      * one this binary was built for. */
     c->prepare_status = strncmp(state, "42", 2) == 0 ? SAGA_ESCHEMA : SAGA_EDB;
@@ -333,7 +342,8 @@ static void prepare_on_done(void *arg, int status)
     c->cb(c, 0);
 }
 
-/* Connected: pipeline mode, then prepare every statement in one segment. */
+/* Connected: pipeline mode, then the session setting and every statement
+ * prepared, in one segment. */
 static void conn_established(struct pg_conn *c)
 {
     uv_timer_stop(&c->timer);
@@ -344,8 +354,12 @@ static void conn_established(struct pg_conn *c)
     PQsetNoticeProcessor(c->pg, on_notice, c);
     c->state = CONN_PREPARING;
     c->prepare_status = 0;
-    if (!seg_push(c, (int)c->n_stmts, prepare_on_result, prepare_on_done, c)) {
+    if (!seg_push(c, (int)c->n_stmts + 1, prepare_on_result, prepare_on_done, c)) {
         conn_fail_later(c, SAGA_ENOMEM);
+        return;
+    }
+    if (!PQsendQueryParams(c->pg, session_sql, 0, NULL, NULL, NULL, NULL, 0)) {
+        conn_fail_later(c, SAGA_ECONNECT);
         return;
     }
     for (size_t i = 0; i < c->n_stmts; i++) {
