@@ -1,7 +1,11 @@
-/* sagabench: a closed-loop load generator on the client API. C workers each
- * start a saga and wait for its end, again and again; after a warm-up, for a
- * fixed time, it counts the sagas that ended and their latency as a client
- * sees it (Start sent to Wait answered). Prints one JSON object. */
+/* sagabench: a load generator on the client API. Closed loop by default: C
+ * workers each start a saga and wait for its end, again and again. With
+ * --rate R it is an open loop instead: sagas start R times a second on a fixed
+ * schedule, at most C at once; a start that finds all C busy waits, and its
+ * latency still counts from the time it was due (no coordinated omission).
+ * After a warm-up, for a fixed time, it counts the sagas that ended and their
+ * latency as a client sees it (Start due to Wait answered). Prints one JSON
+ * object. */
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@ struct bench;
 struct worker {
     struct bench *b;
     saga_client_t *client;
+    struct worker *next_free; /* open loop: the idle workers */
     uint64_t started_ns;
     uint8_t id[SAGA_ID_LEN];
 };
@@ -33,6 +38,13 @@ struct bench {
     unsigned clients;
     unsigned warmup_ms;
     unsigned duration_ms;
+    double rate;     /* open loop: sagas started per second; 0 closed loop */
+    uv_timer_t pace; /* open loop: starts the sagas that are due */
+    uint64_t pace_start_ns;
+    uint64_t scheduled;    /* open loop: sagas started or waiting for a worker */
+    struct worker *idle;   /* open loop: workers without a saga */
+    uint64_t last_pace_ns; /* open loop: when on_pace last ran */
+    uint64_t late;         /* open loop: starts that found every worker busy */
     saga_client_t **conns;
     struct worker *workers;
     unsigned active;
@@ -120,24 +132,72 @@ static void on_started(saga_client_t *c, saga_result_t *res, void *data)
     }
 }
 
+static void worker_start(struct worker *w, uint64_t due_ns);
+
 static void worker_next(struct worker *w)
 {
     struct bench *b = w->b;
+    if (b->rate > 0 && b->phase_no < 2 && b->errors <= 1000) {
+        w->next_free = b->idle;
+        b->idle = w;
+        return;
+    }
     if (b->phase_no >= 2 || b->errors > 1000) {
         b->active--;
         if (b->active == 0)
             uv_stop(&b->loop);
         return;
     }
+    worker_start(w, mono_ns());
+}
+
+static void worker_start(struct worker *w, uint64_t due_ns)
+{
+    struct bench *b = w->b;
     saga_start_request_t req = {
         .definition = b->definition, .input = b->input, .input_len = b->input_len};
-    w->started_ns = mono_ns();
+    w->started_ns = due_ns;
     if (saga_client_start(w->client, &req, on_started, w) != 0) {
         b->errors++;
+        if (b->rate > 0) {
+            w->next_free = b->idle;
+            b->idle = w;
+            return;
+        }
         b->active--;
         if (b->active == 0)
             uv_stop(&b->loop);
     }
+}
+
+/* Open loop: start every saga whose time has come, on an idle worker. The
+ * schedule is fixed (the n-th saga is due n / rate seconds in); a saga that
+ * waits for a worker keeps its due time. */
+static void on_pace(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    if (b->phase_no >= 2 || b->errors > 1000) {
+        uv_timer_stop(t);
+        return;
+    }
+    uint64_t now = mono_ns();
+    uint64_t due = (uint64_t)((double)(now - b->pace_start_ns) / 1e9 * b->rate) + 1;
+    while (b->scheduled < due && b->idle) {
+        struct worker *w = b->idle;
+        b->idle = w->next_free;
+        uint64_t due_ns = b->pace_start_ns + (uint64_t)((double)b->scheduled / b->rate * 1e9);
+        b->scheduled++;
+        /* Due before the previous tick: it waited for a worker, and that
+         * wait is part of its latency. Otherwise it starts now, at the
+         * first chance the timer gives. */
+        if (due_ns < b->last_pace_ns) {
+            b->late++;
+            worker_start(w, due_ns);
+        } else {
+            worker_start(w, now);
+        }
+    }
+    b->last_pace_ns = now;
 }
 
 static void on_phase(uv_timer_t *t)
@@ -150,6 +210,15 @@ static void on_phase(uv_timer_t *t)
     } else if (b->phase_no == 1) {
         b->phase_no = 2;
         b->measure_end_ns = mono_ns();
+        if (b->rate > 0) {
+            uv_close((uv_handle_t *)&b->pace, NULL);
+            for (; b->idle; b->idle = b->idle->next_free)
+                b->active--;
+            if (b->active == 0) {
+                uv_stop(&b->loop);
+                return;
+            }
+        }
         /* Let the sagas in flight end; they are not counted. */
         uv_timer_start(t, on_phase, 30000, 0);
     } else {
@@ -174,8 +243,8 @@ static double pct_ms(const struct bench *b, double p)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: sagabench --coordinator HOST:PORT --definition NAME [--concurrency C]\n"
-                 "                 [--clients K] [--warmup SECONDS] [--duration SECONDS]\n"
-                 "                 [--input JSON]\n"
+                 "                 [--rate SAGAS_PER_S] [--clients K] [--warmup SECONDS]\n"
+                 "                 [--duration SECONDS] [--input JSON]\n"
                  "       sagabench --coordinator HOST:PORT --define FILE   (then exits)\n");
 }
 
@@ -204,11 +273,17 @@ static int define_file(const char *coordinator, const char *path)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"coordinator", required_argument, NULL, 'c'}, {"definition", required_argument, NULL, 'd'},
-        {"concurrency", required_argument, NULL, 'n'}, {"clients", required_argument, NULL, 'k'},
-        {"warmup", required_argument, NULL, 'w'},      {"duration", required_argument, NULL, 't'},
-        {"input", required_argument, NULL, 'i'},       {"help", no_argument, NULL, 'h'},
-        {"define", required_argument, NULL, 'D'},      {NULL, 0, NULL, 0},
+        {"coordinator", required_argument, NULL, 'c'},
+        {"definition", required_argument, NULL, 'd'},
+        {"concurrency", required_argument, NULL, 'n'},
+        {"clients", required_argument, NULL, 'k'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"duration", required_argument, NULL, 't'},
+        {"input", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {"define", required_argument, NULL, 'D'},
+        {"rate", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
     };
     struct bench b = {.concurrency = 16, .warmup_ms = 2000, .duration_ms = 10000};
     const char *coordinator = NULL;
@@ -237,6 +312,9 @@ int main(int argc, char **argv)
             break;
         case 'i':
             input = optarg;
+            break;
+        case 'r':
+            b.rate = strtod(optarg, NULL);
             break;
         case 'D':
             define = optarg;
@@ -280,6 +358,14 @@ int main(int argc, char **argv)
         b.workers[i] = (struct worker){.b = &b, .client = b.conns[i % b.clients]};
         worker_next(&b.workers[i]);
     }
+    if (b.rate > 0) {
+        /* Sagas in flight when the time is up end after it; none is counted
+         * then, so the loop stops by the phase timer. */
+        uv_timer_init(&b.loop, &b.pace);
+        b.pace.data = &b;
+        b.pace_start_ns = mono_ns();
+        uv_timer_start(&b.pace, on_pace, 0, 1);
+    }
     uv_run(&b.loop, UV_RUN_DEFAULT);
     if (b.measure_end_ns == 0)
         b.measure_end_ns = mono_ns();
@@ -287,13 +373,15 @@ int main(int argc, char **argv)
     qsort(b.lat_us, b.n_lat, sizeof(*b.lat_us), cmp_u32);
     double secs = (double)(b.measure_end_ns - b.measure_start_ns) / 1e9;
     double ended = (double)(b.completed + b.compensated + b.other);
-    printf("{\"definition\":\"%s\",\"concurrency\":%u,\"seconds\":%.3f,\"sagas\":%.0f,"
+    printf("{\"definition\":\"%s\",\"concurrency\":%u,\"rate\":%.1f,\"late\":%llu,"
+           "\"seconds\":%.3f,\"sagas\":%.0f,"
            "\"sagas_per_s\":%.1f,\"completed\":%llu,\"compensated\":%llu,\"other\":%llu,"
            "\"errors\":%llu,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f",
-           b.definition, b.concurrency, secs, ended, secs > 0 ? ended / secs : 0,
-           (unsigned long long)b.completed, (unsigned long long)b.compensated,
-           (unsigned long long)b.other, (unsigned long long)b.errors, pct_ms(&b, 0.50),
-           pct_ms(&b, 0.90), pct_ms(&b, 0.99), b.n_lat ? b.lat_us[b.n_lat - 1] / 1000.0 : 0.0);
+           b.definition, b.concurrency, b.rate, (unsigned long long)b.late, secs, ended,
+           secs > 0 ? ended / secs : 0, (unsigned long long)b.completed,
+           (unsigned long long)b.compensated, (unsigned long long)b.other,
+           (unsigned long long)b.errors, pct_ms(&b, 0.50), pct_ms(&b, 0.90), pct_ms(&b, 0.99),
+           b.n_lat ? b.lat_us[b.n_lat - 1] / 1000.0 : 0.0);
     if (b.errors > 0)
         printf(",\"last_error\":%d", b.last_error);
     printf("}\n");
