@@ -9,10 +9,26 @@
 
 #include "saga/types.h"
 
-/* A saga id: a random (version 4) UUID. */
+/* A saga id: a version 7 UUID, the Unix time in milliseconds (48 bits) then
+ * random bits, so ids sort by creation time (see the runtime's saga_id_new). */
 struct saga_id {
     uint8_t bytes[16];
 };
+
+/* A hash of all 16 bytes: the leading ones are a clock, not randomness. */
+static inline size_t saga_id_hash(const struct saga_id *id)
+{
+    uint64_t a = 0, b = 0;
+    for (int i = 0; i < 8; i++) {
+        a = a << 8 | id->bytes[i];
+        b = b << 8 | id->bytes[8 + i];
+    }
+    uint64_t h = b ^ (a * UINT64_C(0x9e3779b97f4a7c15));
+    h ^= h >> 31;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 29;
+    return (size_t)h;
+}
 
 enum record_kind {
     REC_SAGA_INSERT = 1, /* a new sagas row (and its first event) */

@@ -32,9 +32,7 @@ uint64_t rt_now_ms(void)
 
 static size_t id_hash(const struct saga_id *id, size_t size)
 {
-    uint64_t h;
-    memcpy(&h, id->bytes, sizeof(h)); /* random ids: the bytes are the hash */
-    return (size_t)(h & (size - 1));
+    return saga_id_hash(id) & (size - 1);
 }
 
 struct rsaga *rt_map_find(const struct runtime *rt, const uint8_t id[16])

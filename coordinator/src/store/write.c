@@ -101,18 +101,6 @@ struct batch {
 
 /* ---- the busy map: writes in flight by saga id ---- */
 
-static size_t id_hash(const struct saga_id *id)
-{
-    uint64_t a = 0, b = 0;
-    memcpy(&a, id->bytes, 8);
-    memcpy(&b, id->bytes + 8, 8);
-    uint64_t h = a ^ (b * UINT64_C(0x9e3779b97f4a7c15));
-    h ^= h >> 31;
-    h *= UINT64_C(0xbf58476d1ce4e5b9);
-    h ^= h >> 29;
-    return (size_t)h;
-}
-
 int busy_init(struct busy_map *m, size_t expected)
 {
     size_t cap = 64;
@@ -136,7 +124,7 @@ void busy_free(struct busy_map *m)
 static struct write *busy_get(const struct busy_map *m, const struct saga_id *id)
 {
     size_t mask = m->cap - 1;
-    for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = saga_id_hash(id) & mask;; i = (i + 1) & mask) {
         struct write *w = m->slots[i];
         if (!w)
             return NULL;
@@ -150,7 +138,7 @@ static struct write *busy_get(const struct busy_map *m, const struct saga_id *id
 static void busy_put(struct busy_map *m, struct write *w)
 {
     size_t mask = m->cap - 1;
-    size_t i = id_hash(&w->pub.id) & mask;
+    size_t i = saga_id_hash(&w->pub.id) & mask;
     while (m->slots[i])
         i = (i + 1) & mask;
     m->slots[i] = w;
@@ -160,7 +148,7 @@ static void busy_put(struct busy_map *m, struct write *w)
 static void busy_del(struct busy_map *m, struct write *w)
 {
     size_t mask = m->cap - 1;
-    size_t i = id_hash(&w->pub.id) & mask;
+    size_t i = saga_id_hash(&w->pub.id) & mask;
     while (m->slots[i] != w) {
         if (!m->slots[i])
             return;
@@ -175,7 +163,7 @@ static void busy_del(struct busy_map *m, struct write *w)
         struct write *x = m->slots[j];
         if (!x)
             return;
-        size_t home = id_hash(&x->pub.id) & mask;
+        size_t home = saga_id_hash(&x->pub.id) & mask;
         /* x stays if its home lies cyclically in (i, j]. */
         int stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (stays)
