@@ -41,7 +41,8 @@ const char *saga__quote(char *buf, size_t size, const char *value);
 /* strdup that maps NULL to NULL. */
 char *saga__strdup(const char *s);
 
-/* Splits "host:port" or "[v6]:port". Returns 0 or SAGA_EINVAL. */
+/* A coordinator address: wire_addr_split() with a port other than 0.
+ * Returns 0 or SAGA_EINVAL. */
 int saga__addr_parse(const char *text, char *host, size_t host_size, int *port) SAGA__MUST_CHECK;
 
 /* Splits "a:1, b:2" into a malloc'd array of malloc'd "a:1", "b:2", each

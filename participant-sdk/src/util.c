@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "wire/addr.h"
 
 char *saga__strdup(const char *s)
 {
@@ -18,33 +19,12 @@ char *saga__strdup(const char *s)
 
 int saga__addr_parse(const char *text, char *host, size_t host_size, int *port)
 {
-    if (text == NULL)
-        return SAGA_EINVAL;
-    const char *colon;
-    const char *hs = text;
-    size_t hl;
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (close == NULL || close[1] != ':')
-            return SAGA_EINVAL;
-        hs = text + 1;
-        hl = (size_t)(close - hs);
-        colon = close + 1;
-    } else {
-        colon = strrchr(text, ':');
-        if (colon == NULL)
-            return SAGA_EINVAL;
-        hl = (size_t)(colon - text);
-    }
-    if (hl == 0 || hl >= host_size)
-        return SAGA_EINVAL;
-    char *end = NULL;
-    long v = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || v <= 0 || v > 65535)
-        return SAGA_EINVAL;
-    memcpy(host, hs, hl);
-    host[hl] = '\0';
-    *port = (int)v;
+    char h[256];
+    int p;
+    if (wire_addr_split(text, h, sizeof(h), &p) != 0 || p == 0 || strlen(h) >= host_size)
+        return SAGA_EINVAL; /* a coordinator has a port of its own */
+    memcpy(host, h, strlen(h) + 1);
+    *port = p;
     return 0;
 }
 

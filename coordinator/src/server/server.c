@@ -13,6 +13,7 @@
 #include "server/server_int.h"
 #include "server/timerq.h"
 #include "store/migrate.h"
+#include "wire/addr.h"
 
 #define PEERS_REFRESH_EVERY 20 /* sweeps: every ten heartbeats */
 
@@ -21,26 +22,14 @@
 static int parse_addr(const char *text, struct sockaddr_storage *out)
 {
     char host[64];
-    const char *colon = strrchr(text, ':');
-    if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof(host))
-        return SAGA_EINVAL;
-    memcpy(host, text, (size_t)(colon - text));
-    host[colon - text] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535 || colon[1] == '\0')
+    int port;
+    if (wire_addr_split(text, host, sizeof(host), &port) != 0)
         return SAGA_EINVAL;
     if (strcmp(host, "localhost") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
-    if (host[0] == '[') {
-        size_t n = strlen(host);
-        if (n < 3 || host[n - 1] != ']')
-            return SAGA_EINVAL;
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : SAGA_EINVAL;
-    }
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0 ? 0 : SAGA_EINVAL;
+    if (strchr(host, ':') != NULL)
+        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0 ? 0 : SAGA_EINVAL;
+    return uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0 ? 0 : SAGA_EINVAL;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
