@@ -83,15 +83,20 @@ static void flush_now(struct store *s)
     size_t busy = 0;
     for (unsigned i = 0; i < s->pool_size; i++)
         busy += s->conns[i].batch != NULL;
-    for (unsigned i = 0; i < s->pool_size && s->writes.head; i++) {
-        struct store_conn *sc = &s->conns[i];
-        if (!sc->pg || !pg_conn_is_ready(sc->pg) || sc->batch)
-            continue;
-        if (busy > 0 && s->writes.n < busy * WRITES_PER_EXTRA_BATCH)
-            break;
-        if (!write_flush_one(s, sc))
-            break;
-        busy++;
+    /* Idle connections first: a batch sent behind a read (a lease renewal
+     * scanning many rows, a listing) waits for it. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < s->pool_size && s->writes.head; i++) {
+            struct store_conn *sc = &s->conns[i];
+            if (!sc->pg || !pg_conn_is_ready(sc->pg) || sc->batch ||
+                (pass == 0 && pg_conn_in_flight(sc->pg) > 0))
+                continue;
+            if (busy > 0 && s->writes.n < busy * WRITES_PER_EXTRA_BATCH)
+                return;
+            if (!write_flush_one(s, sc))
+                return;
+            busy++;
+        }
     }
 }
 
