@@ -788,6 +788,27 @@ static void on_renewed(const struct store_count *c, int status)
         log_warn(NULL, "lease.renew_failed", "error=%s", saga_err_name(status));
 }
 
+/* Renews the lease of every saga this coordinator drives: the ones in the
+ * map, named by id. */
+static void renew_all(struct runtime *rt)
+{
+    if (rt->map_count == 0)
+        return;
+    struct saga_id *ids = malloc(rt->map_count * sizeof(*ids));
+    if (ids == NULL) {
+        log_warn(NULL, "lease.renew_refused", "error=%s", saga_err_name(SAGA_ENOMEM));
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < rt->map_size; i++)
+        for (struct rsaga *rs = rt->map[i]; rs != NULL && n < rt->map_count; rs = rs->hnext)
+            ids[n++] = rs->id;
+    int err = store_renew(rt->store, ids, n, on_renewed, rt);
+    if (err != 0)
+        log_warn(NULL, "lease.renew_refused", "error=%s", saga_err_name(err));
+    free(ids);
+}
+
 static void on_heartbeat(const struct store_count *c, int status)
 {
     (void)c;
@@ -801,8 +822,7 @@ static void lease_tick(struct runtime *rt, struct rtimer *t)
     if (rt->shutting_down)
         return;
     if (t->kind == RT_RENEW) {
-        if (store_renew(rt->store, on_renewed, rt) != 0)
-            log_warn(NULL, "lease.renew_refused", NULL);
+        renew_all(rt);
         if (store_heartbeat(rt->store, on_heartbeat, rt) != 0)
             log_warn(NULL, "instance.heartbeat_refused", NULL);
         if (timerq_arm(&rt->timers, &t->t, now + rt->cfg.lease_ms / 3) != 0)

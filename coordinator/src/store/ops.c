@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "saga/error.h"
+#include "store/enc.h"
 #include "store/store_int.h"
 
 #define OP_MAX_ATTEMPTS 4
@@ -1077,15 +1078,19 @@ struct op_count {
     int n_params;
     const char *params[3];
     char num[2][24];
+    const uint8_t *ids; /* renew: a uuid[] in binary after the text parameters */
+    size_t ids_len;
     uint64_t n;
 };
 
 static int count_build(struct op *op, struct pg_query *q)
 {
     struct op_count *c = (struct op_count *)op;
-    op_query(op, q, 0, c->stmt, c->n_params);
+    op_query(op, q, 0, c->stmt, c->n_params + (c->ids != NULL));
     for (int i = 0; i < c->n_params; i++)
         op_param_text(op, 0, i, c->params[i]);
+    if (c->ids)
+        op_param_bytes(op, 0, c->n_params, c->ids, c->ids_len);
     return 1;
 }
 
@@ -1129,13 +1134,28 @@ static struct op_count *count_new(struct store *s, enum stmt_id stmt, store_coun
     return c;
 }
 
-int store_renew(struct store *s, store_count_cb cb, void *data)
+int store_renew(struct store *s, const struct saga_id *ids, size_t n, store_count_cb cb, void *data)
 {
-    if (!s || !cb)
+    if (!s || !cb || (n > 0 && !ids) || n > INT32_MAX)
         return SAGA_EINVAL;
-    struct op_count *c = count_new(s, STMT_RENEW, cb, data);
-    if (!c)
+    struct buf b = {0};
+    struct pgarr a;
+    pgarr_begin(&b, &a, PG_OID_UUID);
+    for (size_t i = 0; i < n; i++)
+        pgarr_uuid(&b, &a, &ids[i]);
+    pgarr_end(&b, &a);
+    struct op_count *c = b.failed ? NULL : count_new(s, STMT_RENEW, cb, data);
+    uint8_t *copy = c ? arena_alloc(&c->op.args, b.len) : NULL;
+    if (!copy) {
+        if (c)
+            op_free(&c->op);
+        buf_free(&b);
         return SAGA_ENOMEM;
+    }
+    memcpy(copy, b.p, b.len);
+    c->ids = copy;
+    c->ids_len = b.len;
+    buf_free(&b);
     snprintf(c->num[0], sizeof(c->num[0]), "%" PRIu32, s->lease_ms);
     c->params[1] = c->num[0];
     c->params[2] = s->holder_text;

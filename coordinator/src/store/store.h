@@ -293,10 +293,16 @@ struct store_count {
 
 typedef void (*store_count_cb)(const struct store_count *c, int status);
 
-/* Extends every lease this store holds (sagas it created or claimed) to now +
- * lease_ms, in one statement. Rows a write holds at that moment are skipped
- * (a write extends the lease of its saga once half of it has passed). */
-int store_renew(struct store *s, store_count_cb cb, void *data) MUST_CHECK;
+/* Extends to now + lease_ms the lease of each of `ids` (n of them, copied)
+ * that this store holds (created or claimed), in one statement; `n` in the
+ * result is how many. The caller names the sagas it drives: looking them up by
+ * id costs the same however many sagas have ended since the last vacuum,
+ * which a scan of the active-saga indexes does not. Rows a write holds at
+ * that moment are skipped (a write extends the lease of its saga once half of
+ * it has passed). A saga held here but not named runs out its lease and is
+ * claimed like any other. */
+int store_renew(struct store *s, const struct saga_id *ids, size_t n, store_count_cb cb,
+                void *data) MUST_CHECK;
 
 /* Gives up every lease this owner holds (on shutdown), so peers may claim at
  * once. Writes after this fail with SAGA_EFENCED. */

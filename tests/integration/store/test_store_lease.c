@@ -202,7 +202,7 @@ static void test_renewal_keeps_peers_away(void **state)
     /* Renewing every 100 ms for over two lease lengths: nothing to claim. */
     for (int i = 0; i < 10; i++) {
         struct count_out c = {0};
-        assert_int_equal(store_renew(holder, on_count, &c), 0);
+        assert_int_equal(store_renew(holder, ids, 20, on_count, &c), 0);
         itest_wait(&fx->loop, &c.done, 1, 5000);
         assert_int_equal(c.status, 0);
         assert_int_equal(c.n, 20);
@@ -214,8 +214,46 @@ static void test_renewal_keeps_peers_away(void **state)
     assert_int_equal(claim_now(fx, peer), 20);
     /* The holder renews nothing now: the sagas are no longer its own. */
     struct count_out c = {0};
-    assert_int_equal(store_renew(holder, on_count, &c), 0);
+    assert_int_equal(store_renew(holder, ids, 20, on_count, &c), 0);
     itest_wait(&fx->loop, &c.done, 1, 5000);
+    assert_int_equal(c.n, 0);
+    itest_store_close(&fx->loop, &holder);
+    itest_store_close(&fx->loop, &peer);
+}
+
+/* Only the sagas named are renewed: one the holder no longer names (it lost
+ * track of it) runs out its lease and a peer claims it. Unknown ids and an
+ * empty list renew nothing and fail nothing. */
+static void test_renewal_names_its_sagas(void **state)
+{
+    struct itest_fx *fx = *state;
+    struct store_config cfg = {.lease_ms = 400};
+    struct store *holder = itest_store_open(&fx->loop, fx->url, "holder", &cfg);
+    struct store *peer = itest_store_open(&fx->loop, fx->url, "peer", NULL);
+    struct saga_id ids[12];
+    create_sagas(fx, holder, ids, 10);
+    itest_id(&ids[10]); /* never created */
+    itest_id(&ids[11]);
+    for (int i = 0; i < 8; i++) {
+        itest_sleep(&fx->loop, 100);
+        struct count_out c = {0};
+        /* The first six and the two unknown ones. */
+        struct saga_id named[8];
+        memcpy(named, ids, 6 * sizeof(ids[0]));
+        named[6] = ids[10];
+        named[7] = ids[11];
+        assert_int_equal(store_renew(holder, named, 8, on_count, &c), 0);
+        itest_wait(&fx->loop, &c.done, 1, 5000);
+        assert_int_equal(c.status, 0);
+        assert_int_equal(c.n, 6);
+    }
+    /* Over 800 ms after the creates, just after a renewal: the four not named
+     * have expired, the six named have most of a lease left. */
+    assert_int_equal(claim_now(fx, peer), 4);
+    struct count_out c = {0};
+    assert_int_equal(store_renew(holder, NULL, 0, on_count, &c), 0);
+    itest_wait(&fx->loop, &c.done, 1, 5000);
+    assert_int_equal(c.status, 0);
     assert_int_equal(c.n, 0);
     itest_store_close(&fx->loop, &holder);
     itest_store_close(&fx->loop, &peer);
@@ -276,6 +314,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, itest_fx_teardown),
         cmocka_unit_test_setup_teardown(test_renewal_keeps_peers_away, setup, itest_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_names_its_sagas, setup, itest_fx_teardown),
         cmocka_unit_test_setup_teardown(test_write_extends_lease, setup, itest_fx_teardown),
         cmocka_unit_test_setup_teardown(test_release_then_peer, setup, itest_fx_teardown),
     };
