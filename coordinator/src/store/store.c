@@ -83,8 +83,8 @@ static void flush_now(struct store *s)
     size_t busy = 0;
     for (unsigned i = 0; i < s->pool_size; i++)
         busy += s->conns[i].batch != NULL;
-    /* Idle connections first: a batch sent behind a read (a lease renewal
-     * scanning many rows, a listing) waits for it. */
+    /* Idle connections first: a batch sent behind another statement (a claim
+     * of expired sagas, a listing) waits for it to finish. */
     for (int pass = 0; pass < 2; pass++) {
         for (unsigned i = 0; i < s->pool_size && s->writes.head; i++) {
             struct store_conn *sc = &s->conns[i];
