@@ -71,7 +71,9 @@ trap 'exit 130' INT TERM
 
 start_postgres() {
     pgdir=$(mktemp -d /tmp/saga-pg.XXXXXX)
-    SAGA_TEST_DATABASE_URL=$("$root/tests/support/pg.sh" start "$pgdir") || return 1
+    # Prepared transactions on: libsaga-pg's two-phase commit helper is tested.
+    SAGA_TEST_DATABASE_URL=$("$root/tests/support/pg.sh" start "$pgdir" \
+        -c max_prepared_transactions=16) || return 1
     export SAGA_TEST_DATABASE_URL
     echo "PostgreSQL at $SAGA_TEST_DATABASE_URL"
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg_int.h"
 #include "saga/pg.h"
 
 /* Stored outcomes: 1 ok, 2 fail (saga_outcome_t numbers); 0 only inside the
@@ -102,8 +103,8 @@ int saga_pg_effect_retry(saga_pg_effect_t *e, const char *reason)
 
 /* Runs a statement; returns its result when its status is `want`, else
  * clears it and returns NULL (PQerrorMessage(db) says why). */
-static PGresult *pg_run(PGconn *db, const char *sql, int n, const char *const *values,
-                        const int *lengths, const int *formats, ExecStatusType want)
+PGresult *saga__pg_run(PGconn *db, const char *sql, int n, const char *const *values,
+                       const int *lengths, const int *formats, ExecStatusType want)
 {
     PGresult *res = PQexecParams(db, sql, n, NULL, values, lengths, formats, 0);
     if (res != NULL && PQresultStatus(res) == want)
@@ -112,15 +113,15 @@ static PGresult *pg_run(PGconn *db, const char *sql, int n, const char *const *v
     return NULL;
 }
 
-static bool pg_cmd(PGconn *db, const char *sql)
+bool saga__pg_cmd(PGconn *db, const char *sql)
 {
-    PGresult *res = pg_run(db, sql, 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
+    PGresult *res = saga__pg_run(db, sql, 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
     PQclear(res);
     return res != NULL;
 }
 
 /* Sets *out to RETRY with libpq's message, rolls back; returns SAGA_EDB. */
-static int pg_failed(PGconn *db, saga_pg_outcome_t *out, const char *what)
+int saga__pg_failed(PGconn *db, saga_pg_outcome_t *out, const char *what)
 {
     char buf[512];
     const char *msg = PQerrorMessage(db);
@@ -132,7 +133,7 @@ static int pg_failed(PGconn *db, saga_pg_outcome_t *out, const char *what)
     out->outcome = SAGA_OUTCOME_RETRY;
     out->reason = strdup(buf);
     if (PQtransactionStatus(db) != PQTRANS_IDLE)
-        pg_cmd(db, "ROLLBACK");
+        saga__pg_cmd(db, "ROLLBACK");
     return SAGA_EDB;
 }
 
@@ -141,15 +142,16 @@ int saga_pg_barrier_setup(PGconn *db)
     if (db == NULL)
         return SAGA_EINVAL;
     /* Concurrent CREATE ... IF NOT EXISTS can still collide: serialize them. */
-    if (!pg_cmd(db, "BEGIN"))
+    if (!saga__pg_cmd(db, "BEGIN"))
         return SAGA_EDB;
-    PGresult *res = pg_run(db, "SELECT pg_advisory_xact_lock(hashtext('saga_barrier'))", 0, NULL,
-                           NULL, NULL, PGRES_TUPLES_OK);
-    if (res == NULL || !pg_cmd(db, "SET LOCAL client_min_messages = warning") ||
-        !pg_cmd(db, barrier_ddl) || !pg_cmd(db, barrier_index) || !pg_cmd(db, "COMMIT")) {
+    PGresult *res = saga__pg_run(db, "SELECT pg_advisory_xact_lock(hashtext('saga_barrier'))", 0,
+                                 NULL, NULL, NULL, PGRES_TUPLES_OK);
+    if (res == NULL || !saga__pg_cmd(db, "SET LOCAL client_min_messages = warning") ||
+        !saga__pg_cmd(db, barrier_ddl) || !saga__pg_cmd(db, barrier_index) ||
+        !saga__pg_cmd(db, "COMMIT")) {
         PQclear(res);
         if (PQtransactionStatus(db) != PQTRANS_IDLE)
-            pg_cmd(db, "ROLLBACK");
+            saga__pg_cmd(db, "ROLLBACK");
         return SAGA_EDB;
     }
     PQclear(res);
@@ -196,11 +198,11 @@ static int row_insert(PGconn *db, const saga_pg_key_t *key, saga_op_t op, int ou
     snprintf(oc, sizeof(oc), "%d", outcome);
     const char *values[7] = {kp.values[0], kp.values[1],        kp.values[2], kp.values[3],
                              oc,           skipped ? "t" : "f", reason};
-    PGresult *res = pg_run(db,
-                           "INSERT INTO saga_barrier (saga_id, step, op, step_name, outcome, "
-                           "skipped, reason) VALUES ($1::uuid, $2::integer, $3, $4, "
-                           "$5::smallint, $6::boolean, $7) ON CONFLICT DO NOTHING",
-                           7, values, NULL, NULL, PGRES_COMMAND_OK);
+    PGresult *res = saga__pg_run(db,
+                                 "INSERT INTO saga_barrier (saga_id, step, op, step_name, outcome, "
+                                 "skipped, reason) VALUES ($1::uuid, $2::integer, $3, $4, "
+                                 "$5::smallint, $6::boolean, $7) ON CONFLICT DO NOTHING",
+                                 7, values, NULL, NULL, PGRES_COMMAND_OK);
     if (res == NULL)
         return -1;
     int inserted = strcmp(PQcmdTuples(res), "1") == 0;
@@ -230,10 +232,10 @@ static int row_read(PGconn *db, const saga_pg_key_t *key, saga_op_t op, struct s
     struct key_params kp;
     key_params(key, op, &kp);
     memset(s, 0, sizeof(*s));
-    PGresult *res = pg_run(db,
-                           "SELECT outcome, skipped, output, reason FROM saga_barrier "
-                           "WHERE saga_id = $1::uuid AND step = $2::integer AND op = $3",
-                           3, kp.values, NULL, NULL, PGRES_TUPLES_OK);
+    PGresult *res = saga__pg_run(db,
+                                 "SELECT outcome, skipped, output, reason FROM saga_barrier "
+                                 "WHERE saga_id = $1::uuid AND step = $2::integer AND op = $3",
+                                 3, kp.values, NULL, NULL, PGRES_TUPLES_OK);
     if (res == NULL)
         return -1;
     int found = PQntuples(res) == 1;
@@ -270,11 +272,12 @@ static int row_decide(PGconn *db, const saga_pg_key_t *key, saga_op_t op, int ou
         reason};
     int lengths[7] = {0, 0, 0, 0, 0, (int)output_len, 0};
     int formats[7] = {0, 0, 0, 0, 0, 1, 0}; /* the output as raw bytes */
-    PGresult *res = pg_run(db,
-                           "UPDATE saga_barrier SET outcome = $4::smallint, skipped = $5::boolean, "
-                           "output = $6::bytea, reason = $7 "
-                           "WHERE saga_id = $1::uuid AND step = $2::integer AND op = $3",
-                           7, values, lengths, formats, PGRES_COMMAND_OK);
+    PGresult *res =
+        saga__pg_run(db,
+                     "UPDATE saga_barrier SET outcome = $4::smallint, skipped = $5::boolean, "
+                     "output = $6::bytea, reason = $7 "
+                     "WHERE saga_id = $1::uuid AND step = $2::integer AND op = $3",
+                     7, values, lengths, formats, PGRES_COMMAND_OK);
     if (res == NULL)
         return -1;
     PQclear(res);
@@ -323,7 +326,7 @@ static bool op_remembers_fail(saga_op_t op)
 /* COMMIT of a transaction that failed answers "ROLLBACK", not an error. */
 static bool pg_commit(PGconn *db)
 {
-    PGresult *res = pg_run(db, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
+    PGresult *res = saga__pg_run(db, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
     bool ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     PQclear(res);
     return ok;
@@ -349,8 +352,20 @@ static int backward_check(PGconn *db, const saga_pg_key_t *key, bool *null_op, s
     return 0;
 }
 
-static int barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
-                       saga_pg_effect_fn fn, void *data, saga_pg_outcome_t *out)
+/* PREPARE TRANSACTION of a transaction that failed answers "ROLLBACK" too. */
+static bool pg_prepare(PGconn *db, const char *gid)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PREPARE TRANSACTION '%s'", gid);
+    PGresult *res = saga__pg_run(db, sql, 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
+    bool ok = res != NULL && strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") == 0;
+    PQclear(res);
+    return ok;
+}
+
+int saga__pg_barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
+                         saga_pg_effect_fn fn, void *data, const struct saga__barrier_opts *opts,
+                         saga_pg_outcome_t *out)
 {
     struct stored fwd = {0};
     saga_pg_effect_t e = {.key = key, .call = call};
@@ -366,17 +381,23 @@ static int barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
     if (PQtransactionStatus(db) != PQTRANS_IDLE)
         return SAGA_EINVAL; /* the barrier must own the transaction */
 
-    if (!pg_cmd(db, "BEGIN"))
-        return pg_failed(db, out, "begin");
+    if (!saga__pg_cmd(db, "BEGIN"))
+        return saga__pg_failed(db, out, "begin");
+    if (opts != NULL && opts->lock_timeout_ms > 0) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %u", opts->lock_timeout_ms);
+        if (!saga__pg_cmd(db, sql))
+            return saga__pg_failed(db, out, "lock timeout");
+    }
     int inserted = row_insert(db, key, key->op, ROW_PENDING, false, NULL);
     if (inserted < 0)
-        return pg_failed(db, out, "barrier insert");
+        return saga__pg_failed(db, out, "barrier insert");
     if (inserted == 0) {
         /* Done before (or barred by its compensation): answer as then. */
         struct stored s;
         if (row_read(db, key, key->op, &s) <= 0)
-            return pg_failed(db, out, "barrier read");
-        pg_cmd(db, "ROLLBACK");
+            return saga__pg_failed(db, out, "barrier read");
+        saga__pg_cmd(db, "ROLLBACK");
         rc = out_from_stored(out, &s, true);
         stored_clear(&s);
         return rc;
@@ -384,13 +405,13 @@ static int barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
     if (op_is_backward(key->op)) {
         bool null_op = false;
         if (backward_check(db, key, &null_op, &fwd) != 0) {
-            rc = pg_failed(db, out, "barrier check");
+            rc = saga__pg_failed(db, out, "barrier check");
             goto done;
         }
         if (null_op) {
             if (row_decide(db, key, key->op, SAGA_OUTCOME_OK, true, NULL, 0, NULL) != 0 ||
                 !pg_commit(db)) {
-                rc = pg_failed(db, out, "commit");
+                rc = saga__pg_failed(db, out, "commit");
                 goto done;
             }
             out->outcome = SAGA_OUTCOME_OK;
@@ -401,37 +422,38 @@ static int barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
         e.forward_len = fwd.output_len;
     }
 
-    if (!pg_cmd(db, "SAVEPOINT saga_effect")) {
-        rc = pg_failed(db, out, "savepoint");
+    if (!saga__pg_cmd(db, "SAVEPOINT saga_effect")) {
+        rc = saga__pg_failed(db, out, "savepoint");
         goto done;
     }
     fn(db, &e, data);
     if (!e.decided && effect_decide(&e, SAGA_OUTCOME_RETRY, NULL, 0,
                                     "the effect function gave no outcome") != 0) {
-        pg_cmd(db, "ROLLBACK");
+        saga__pg_cmd(db, "ROLLBACK");
         rc = SAGA_ENOMEM;
         goto done;
     }
 
     if (e.outcome == SAGA_OUTCOME_OK) {
+        const char *gid = opts != NULL ? opts->prepare_gid : NULL;
         if (row_decide(db, key, key->op, SAGA_OUTCOME_OK, false, e.output, e.output_len, NULL) !=
                 0 ||
-            !pg_commit(db)) {
-            rc = pg_failed(db, out, "commit");
+            !(gid != NULL ? pg_prepare(db, gid) : pg_commit(db))) {
+            rc = saga__pg_failed(db, out, gid != NULL ? "prepare transaction" : "commit");
             goto done;
         }
         out->output = e.output;
         out->output_len = e.output_len;
         e.output = NULL;
     } else if (e.outcome == SAGA_OUTCOME_FAIL && op_remembers_fail(key->op)) {
-        if (!pg_cmd(db, "ROLLBACK TO SAVEPOINT saga_effect") ||
+        if (!saga__pg_cmd(db, "ROLLBACK TO SAVEPOINT saga_effect") ||
             row_decide(db, key, key->op, SAGA_OUTCOME_FAIL, false, NULL, 0, e.reason) != 0 ||
             !pg_commit(db)) {
-            rc = pg_failed(db, out, "commit");
+            rc = saga__pg_failed(db, out, "commit");
             goto done;
         }
     } else {
-        pg_cmd(db, "ROLLBACK"); /* nothing happened, nothing is remembered */
+        saga__pg_cmd(db, "ROLLBACK"); /* nothing happened, nothing is remembered */
     }
     out->outcome = e.outcome;
     out->reason = e.reason;
@@ -446,21 +468,34 @@ done:
 int saga_pg_barrier_run(PGconn *db, const saga_pg_key_t *key, saga_pg_effect_fn fn, void *data,
                         saga_pg_outcome_t *out)
 {
-    return barrier_run(db, key, NULL, fn, data, out);
+    return saga__pg_barrier_run(db, key, NULL, fn, data, NULL, out);
+}
+
+void saga__pg_call_key(saga_call_t *call, saga_pg_key_t *key)
+{
+    *key = (saga_pg_key_t){.step_index = saga_call_step_index(call),
+                           .op = saga_call_op(call),
+                           .step = saga_call_step(call)};
+    memcpy(key->saga_id, saga_call_saga_id(call), SAGA_ID_LEN);
 }
 
 int saga_pg_barrier_call(PGconn *db, saga_call_t *call, saga_pg_effect_fn fn, void *data)
 {
     saga_pg_outcome_t out = {0};
-    saga_pg_key_t key = {.step_index = saga_call_step_index(call),
-                         .op = saga_call_op(call),
-                         .step = saga_call_step(call)};
+    saga_pg_key_t key;
     if (db == NULL) {
         saga_call_retry(call, "database unavailable");
         return SAGA_EDB;
     }
-    memcpy(key.saga_id, saga_call_saga_id(call), SAGA_ID_LEN);
-    int rc = barrier_run(db, &key, call, fn, data, &out);
+    saga__pg_call_key(call, &key);
+    int rc = saga__pg_barrier_run(db, &key, call, fn, data, NULL, &out);
+    saga__pg_complete(call, rc, &out);
+    return rc;
+}
+
+void saga__pg_complete(saga_call_t *call, int rc, saga_pg_outcome_t *o)
+{
+    saga_pg_outcome_t out = *o;
     const char *reason = out.reason != NULL ? out.reason : saga_strerror(rc);
     switch (out.outcome) {
     case SAGA_OUTCOME_OK:
@@ -474,8 +509,7 @@ int saga_pg_barrier_call(PGconn *db, saga_call_t *call, saga_pg_effect_fn fn, vo
         saga_call_retry(call, reason);
         break;
     }
-    saga_pg_outcome_clear(&out);
-    return rc;
+    saga_pg_outcome_clear(o);
 }
 
 int saga_pg_barrier_cleanup(PGconn *db, unsigned older_than_s, unsigned limit, uint64_t *deleted)
@@ -486,11 +520,12 @@ int saga_pg_barrier_cleanup(PGconn *db, unsigned older_than_s, unsigned limit, u
     const char *values[2] = {age, limit > 0 ? lim : NULL};
     if (db == NULL)
         return SAGA_EINVAL;
-    PGresult *res = pg_run(db,
-                           "DELETE FROM saga_barrier WHERE ctid IN (SELECT ctid FROM saga_barrier "
-                           "WHERE created_at < now() - make_interval(secs => $1::integer) "
-                           "ORDER BY created_at LIMIT $2::bigint)",
-                           2, values, NULL, NULL, PGRES_COMMAND_OK);
+    PGresult *res =
+        saga__pg_run(db,
+                     "DELETE FROM saga_barrier WHERE ctid IN (SELECT ctid FROM saga_barrier "
+                     "WHERE created_at < now() - make_interval(secs => $1::integer) "
+                     "ORDER BY created_at LIMIT $2::bigint)",
+                     2, values, NULL, NULL, PGRES_COMMAND_OK);
     if (res == NULL)
         return SAGA_EDB;
     if (deleted != NULL)

@@ -118,6 +118,66 @@ SAGA_EXTERN void saga_pg_outcome_clear(saga_pg_outcome_t *o);
 SAGA_EXTERN int saga_pg_barrier_cleanup(PGconn *db, unsigned older_than_s, unsigned limit,
                                         uint64_t *deleted);
 
+/* ---- two-phase commit on PostgreSQL's prepared transactions ------------------------------ *
+ *
+ * For the steps of a 2PC saga ("mode": "2pc"): prepare runs the effect and
+ * its barrier row in a transaction that ends with PREPARE TRANSACTION, so
+ * both stay invisible, and their rows locked, until the coordinator's
+ * decision: commit makes them durable and visible (COMMIT PREPARED), abort
+ * throws them away (ROLLBACK PREPARED). The server needs
+ * max_prepared_transactions > 0. A step's prepared transaction is named by
+ * its global id "saga:<saga id>:<step index>" (saga_pg_xa_gid).
+ *
+ * Every delivery may repeat, and the answers are the barrier's:
+ *  - prepare already prepared: OK without running again (and without its
+ *    output, which is inside the prepared transaction); prepare already
+ *    committed: its stored outcome; refused before: FAIL again;
+ *  - commit already committed: OK; commit with nothing prepared (the prepare
+ *    was refused, or someone rolled it back): FAIL, and the saga goes STUCK
+ *    for an operator;
+ *  - abort with nothing prepared: OK, and a prepare arriving after it does
+ *    nothing and answers FAIL (hanging protection); abort of a transaction
+ *    already committed: FAIL.
+ * A delivery that would wait for another one's locks gives up after a
+ * second with RETRY; the coordinator sends it again. */
+
+/* Writes the global id of (saga, step) into out; returns 0 or SAGA_EINVAL
+ * (size under SAGA_PG_XA_GID_LEN). */
+#define SAGA_PG_XA_GID_LEN 64
+SAGA_EXTERN int saga_pg_xa_gid(const uint8_t saga_id[SAGA_ID_LEN], uint32_t step_index, char *out,
+                               size_t size);
+
+/* The prepare op (key->op SAGA_OP_PREPARE): runs `fn` like
+ * saga_pg_barrier_run() and prepares the transaction when fn says OK. */
+SAGA_EXTERN int saga_pg_xa_prepare_run(PGconn *db, const saga_pg_key_t *key, saga_pg_effect_fn fn,
+                                       void *data, saga_pg_outcome_t *out);
+
+/* The decision (key->op SAGA_OP_COMMIT or SAGA_OP_ABORT) for a step whose
+ * prepare went through saga_pg_xa_prepare_run(). Fills *out as
+ * saga_pg_barrier_run() does and returns the same codes. */
+SAGA_EXTERN int saga_pg_xa_decide_run(PGconn *db, const saga_pg_key_t *key, saga_pg_outcome_t *out);
+
+/* The same for a participant's call, completed with the outcome: prepare
+ * handlers call saga_pg_xa_prepare_call, commit and abort handlers
+ * saga_pg_xa_decide_call. `db` NULL completes the call with RETRY. */
+SAGA_EXTERN int saga_pg_xa_prepare_call(PGconn *db, saga_call_t *call, saga_pg_effect_fn fn,
+                                        void *data);
+SAGA_EXTERN int saga_pg_xa_decide_call(PGconn *db, saga_call_t *call);
+
+/* A prepared transaction of this helper's, waiting for its decision. */
+typedef struct saga_pg_xa_prepared {
+    uint8_t saga_id[SAGA_ID_LEN];
+    uint32_t step_index;
+    int64_t prepared_ms; /* when it was prepared, ms since the Unix epoch */
+} saga_pg_xa_prepared_t;
+
+/* The prepared transactions of saga steps in db's database, oldest first:
+ * after a restart, ask the coordinator for each one's decision
+ * (saga_participant_query_decision) and apply it with
+ * saga_pg_xa_decide_run(). *list is malloc'd (free() it; NULL when *n is 0).
+ * Returns 0, SAGA_EDB or SAGA_ENOMEM. */
+SAGA_EXTERN int saga_pg_xa_list(PGconn *db, saga_pg_xa_prepared_t **list, size_t *n);
+
 /* ---- a small connection pool for handler threads ------------------------------------------ */
 
 typedef struct saga_pg_pool saga_pg_pool_t;

@@ -1,6 +1,8 @@
 /* libsaga-pg against a real PostgreSQL: the barrier (duplicates, null
  * compensation, hanging protection, what FAIL and RETRY remember, concurrent
- * deliveries), the cleanup job and the connection pool. Creates and drops a
+ * deliveries), two-phase commit on prepared transactions (skipped when the
+ * server has max_prepared_transactions = 0), the cleanup job and the
+ * connection pool. Creates and drops a
  * database of its own on the server SAGA_TEST_DATABASE_URL names (exit 77,
  * skipped, when it is unset). */
 #include <pthread.h>
@@ -102,6 +104,17 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     char text[128];
+    /* A prepared transaction left behind would keep the database from being
+     * dropped. */
+    PGresult *left = PQexecParams(f->db,
+                                  "SELECT gid FROM pg_prepared_xacts"
+                                  " WHERE database = current_database()",
+                                  0, NULL, NULL, NULL, NULL, 0);
+    for (int i = 0; PQresultStatus(left) == PGRES_TUPLES_OK && i < PQntuples(left); i++) {
+        snprintf(text, sizeof(text), "ROLLBACK PREPARED '%s'", PQgetvalue(left, i, 0));
+        sql(f->db, text);
+    }
+    PQclear(left);
     PQfinish(f->db);
     PQfinish(f->db2);
     snprintf(text, sizeof(text), "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->dbname);
@@ -391,6 +404,237 @@ static void test_2pc_ops(void **state)
     saga_pg_outcome_clear(&out);
 }
 
+/* ---- two-phase commit on prepared transactions ---- */
+
+static void need_prepared_transactions(PGconn *db)
+{
+    if (sql_int(db, "SELECT setting::int FROM pg_settings"
+                    " WHERE name = 'max_prepared_transactions'") == 0) {
+        fprintf(stderr, "max_prepared_transactions is 0 on this server: skipping\n");
+        skip();
+    }
+}
+
+static long prepared_count(PGconn *db)
+{
+    return sql_int(db, "SELECT count(*) FROM pg_prepared_xacts"
+                       " WHERE database = current_database()");
+}
+
+static void xa_prepare(PGconn *db, saga_pg_key_t k, struct effect_plan *p, saga_pg_outcome_t *out,
+                       int want_rc)
+{
+    saga_pg_outcome_clear(out);
+    assert_int_equal(saga_pg_xa_prepare_run(db, &k, effect, p, out), want_rc);
+}
+
+static void xa_decide(PGconn *db, saga_pg_key_t k, saga_pg_outcome_t *out, int want_rc)
+{
+    saga_pg_outcome_clear(out);
+    assert_int_equal(saga_pg_xa_decide_run(db, &k, out), want_rc);
+}
+
+static void test_xa_gid(void **state)
+{
+    (void)state;
+    uint8_t id[SAGA_ID_LEN];
+    char gid[SAGA_PG_XA_GID_LEN];
+    memset(id, 0xab, sizeof(id));
+    assert_int_equal(saga_pg_xa_gid(id, 7, gid, sizeof(gid)), 0);
+    assert_string_equal(gid, "saga:abababab-abab-abab-abab-abababababab:7");
+    assert_int_equal(saga_pg_xa_gid(id, 7, gid, 10), SAGA_EINVAL);
+    assert_int_equal(saga_pg_xa_gid(NULL, 7, gid, sizeof(gid)), SAGA_EINVAL);
+}
+
+static void test_xa_prepare_then_commit(void **state)
+{
+    struct fixture *f = *state;
+    need_prepared_transactions(f->db);
+    struct effect_plan p = {.outcome = SAGA_OUTCOME_OK, .output = "held"};
+    saga_pg_outcome_t out = {0};
+
+    xa_prepare(f->db, key_of(20, 0, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.replayed, 0);
+    assert_int_equal(out.output_len, 4);
+    /* Prepared: listed, invisible to everyone until the decision. */
+    assert_int_equal(prepared_count(f->db), 1);
+    assert_int_equal(effects_of(f->db2, 0, "prepare"), 0);
+    saga_pg_xa_prepared_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(saga_pg_xa_list(f->db, &list, &n), 0);
+    assert_int_equal(n, 1);
+    uint8_t want[SAGA_ID_LEN];
+    memset(want, 20, sizeof(want));
+    assert_memory_equal(list[0].saga_id, want, SAGA_ID_LEN);
+    assert_int_equal(list[0].step_index, 0);
+    assert_true(list[0].prepared_ms > 1600000000000LL);
+    free(list);
+
+    /* The prepare again (a redelivery), on the other connection: not run,
+     * OK, and it does not wait for the prepared transaction's locks. */
+    xa_prepare(f->db2, key_of(20, 0, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.replayed, 1);
+    assert_int_equal(p.runs, 1);
+
+    xa_decide(f->db2, key_of(20, 0, SAGA_OP_COMMIT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.replayed, 0);
+    assert_int_equal(prepared_count(f->db), 0);
+    assert_int_equal(effects_of(f->db2, 0, "prepare"), 1);
+
+    /* Commit again: OK from the committed barrier row. A prepare after the
+     * commit answers as the prepare did, and runs nothing. */
+    xa_decide(f->db, key_of(20, 0, SAGA_OP_COMMIT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.replayed, 1);
+    xa_prepare(f->db, key_of(20, 0, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.replayed, 1);
+    assert_int_equal(p.runs, 1);
+    assert_int_equal(prepared_count(f->db), 0);
+
+    /* An abort after the commit cannot undo it. */
+    xa_decide(f->db, key_of(20, 0, SAGA_OP_ABORT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    assert_int_equal(effects_of(f->db2, 0, "prepare"), 1);
+    saga_pg_outcome_clear(&out);
+}
+
+static void test_xa_prepare_then_abort(void **state)
+{
+    struct fixture *f = *state;
+    need_prepared_transactions(f->db);
+    struct effect_plan p = {.outcome = SAGA_OUTCOME_OK, .output = "held"};
+    saga_pg_outcome_t out = {0};
+
+    xa_prepare(f->db, key_of(21, 2, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(prepared_count(f->db), 1);
+    xa_decide(f->db2, key_of(21, 2, SAGA_OP_ABORT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.skipped, 0);
+    assert_int_equal(prepared_count(f->db), 0);
+    assert_int_equal(effects_of(f->db, 2, "prepare"), 0);
+
+    /* Abort again: OK. A late prepare: barred, runs nothing, prepares
+     * nothing. A commit now has nothing to commit. */
+    xa_decide(f->db, key_of(21, 2, SAGA_OP_ABORT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.replayed, 1);
+    xa_prepare(f->db, key_of(21, 2, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    assert_int_equal(p.runs, 1);
+    assert_int_equal(prepared_count(f->db), 0);
+    xa_decide(f->db, key_of(21, 2, SAGA_OP_COMMIT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    assert_non_null(strstr(out.reason, "nothing prepared"));
+    saga_pg_outcome_clear(&out);
+}
+
+static void test_xa_abort_before_prepare_and_refusals(void **state)
+{
+    struct fixture *f = *state;
+    need_prepared_transactions(f->db);
+    struct effect_plan p = {.outcome = SAGA_OUTCOME_OK, .output = "held"};
+    struct effect_plan no = {.outcome = SAGA_OUTCOME_FAIL, .reason = "out of stock"};
+    struct effect_plan later = {.outcome = SAGA_OUTCOME_RETRY, .reason = "busy"};
+    saga_pg_outcome_t out = {0};
+
+    /* The abort overtook its prepare: null, and the prepare is barred. */
+    xa_decide(f->db, key_of(22, 0, SAGA_OP_ABORT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.skipped, 1);
+    xa_prepare(f->db, key_of(22, 0, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    assert_int_equal(p.runs, 0);
+
+    /* A refused prepare prepares nothing and is remembered; its abort is
+     * null and its commit finds nothing. */
+    xa_prepare(f->db, key_of(22, 1, SAGA_OP_PREPARE), &no, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    assert_string_equal(out.reason, "out of stock");
+    assert_int_equal(prepared_count(f->db), 0);
+    assert_int_equal(effects_of(f->db, 1, "prepare"), 0);
+    xa_prepare(f->db, key_of(22, 1, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    assert_int_equal(out.replayed, 1);
+    xa_decide(f->db, key_of(22, 1, SAGA_OP_COMMIT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_FAIL);
+    xa_decide(f->db, key_of(22, 1, SAGA_OP_ABORT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(out.skipped, 1);
+
+    /* RETRY prepares nothing and remembers nothing: the next one runs. */
+    xa_prepare(f->db, key_of(22, 2, SAGA_OP_PREPARE), &later, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_RETRY);
+    assert_int_equal(prepared_count(f->db), 0);
+    xa_prepare(f->db, key_of(22, 2, SAGA_OP_PREPARE), &p, &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(prepared_count(f->db), 1);
+
+    /* Wrong ops, and a connection inside a transaction. */
+    xa_prepare(f->db, key_of(22, 3, SAGA_OP_ACTION), &p, &out, SAGA_EINVAL);
+    xa_decide(f->db, key_of(22, 3, SAGA_OP_COMPENSATE), &out, SAGA_EINVAL);
+    sql(f->db2, "BEGIN");
+    xa_decide(f->db2, key_of(22, 2, SAGA_OP_COMMIT), &out, SAGA_EINVAL);
+    sql(f->db2, "ROLLBACK");
+    xa_decide(f->db2, key_of(22, 2, SAGA_OP_COMMIT), &out, 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(effects_of(f->db, 2, "prepare"), 1);
+    saga_pg_outcome_clear(&out);
+}
+
+/* Takes one from the stock row; RETRY when the row cannot be had. */
+static void take_stock(PGconn *db, saga_pg_effect_t *e, void *data)
+{
+    struct effect_plan *p = data;
+    p->runs++;
+    PGresult *res =
+        PQexecParams(db, "UPDATE stock SET n = n - 1 WHERE item = 1", 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        saga_pg_effect_ok(e, "took", 4);
+    else
+        saga_pg_effect_retry(e, "the stock row is locked");
+    PQclear(res);
+}
+
+/* A prepared transaction holds its rows' locks until its decision: a
+ * prepare that needs them gives up after a second with RETRY instead of
+ * waiting (the decision may need the very thread that waits). */
+static void test_xa_waits_are_bounded(void **state)
+{
+    struct fixture *f = *state;
+    need_prepared_transactions(f->db);
+    struct effect_plan p = {0};
+    saga_pg_outcome_t out = {0};
+    sql(f->db, "CREATE TABLE stock (item int PRIMARY KEY, n int)");
+    sql(f->db, "INSERT INTO stock VALUES (1, 10)");
+    sql(f->db, "BEGIN");
+    sql(f->db, "UPDATE stock SET n = n - 1 WHERE item = 1");
+    sql(f->db, "PREPARE TRANSACTION 'another_saga'");
+
+    saga_pg_key_t k = key_of(23, 0, SAGA_OP_PREPARE);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(saga_pg_xa_prepare_run(f->db2, &k, take_stock, &p, &out), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_RETRY);
+    assert_true(t1.tv_sec - t0.tv_sec < 10);
+    assert_int_equal(PQtransactionStatus(f->db2), PQTRANS_IDLE);
+    assert_int_equal(prepared_count(f->db), 1);
+
+    /* The other saga's decision frees the row: the next delivery goes through. */
+    sql(f->db, "ROLLBACK PREPARED 'another_saga'");
+    saga_pg_outcome_clear(&out);
+    assert_int_equal(saga_pg_xa_prepare_run(f->db2, &k, take_stock, &p, &out), 0);
+    assert_int_equal(out.outcome, SAGA_OUTCOME_OK);
+    assert_int_equal(p.runs, 2);
+    xa_decide(f->db, key_of(23, 0, SAGA_OP_COMMIT), &out, 0);
+    assert_int_equal(sql_int(f->db, "SELECT n FROM stock WHERE item = 1"), 9);
+    saga_pg_outcome_clear(&out);
+}
+
 struct racer {
     PGconn *db;
     saga_pg_key_t key;
@@ -537,6 +781,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_database_error_in_effect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_2pc_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_deliveries, setup, teardown),
+        cmocka_unit_test(test_xa_gid),
+        cmocka_unit_test_setup_teardown(test_xa_prepare_then_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_xa_prepare_then_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_xa_abort_before_prepare_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_xa_waits_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
         cmocka_unit_test(test_pool),
