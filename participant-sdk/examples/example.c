@@ -88,6 +88,25 @@ static void on_compensate(saga_call_t *call, void *data)
     saga_pg_pool_put(app->pool, db);
 }
 
+/* 2pc sagas: the same effect as the action, made in a transaction that is
+ * prepared and held until the coordinator's decision (saga/pg.h; the server
+ * needs max_prepared_transactions > 0). Commit and abort act on it. */
+static void on_prepare(saga_call_t *call, void *data)
+{
+    struct app *app = data;
+    PGconn *db = saga_pg_pool_get(app->pool);
+    saga_pg_xa_prepare_call(db, call, app->svc->action, app->svc->data);
+    saga_pg_pool_put(app->pool, db);
+}
+
+static void on_decide(saga_call_t *call, void *data)
+{
+    struct app *app = data;
+    PGconn *db = saga_pg_pool_get(app->pool);
+    saga_pg_xa_decide_call(db, call);
+    saga_pg_pool_put(app->pool, db);
+}
+
 /* ---- running ------------------------------------------------------------------------------ */
 
 static void on_log(saga_log_level_t level, const char *line, void *data)
@@ -214,10 +233,13 @@ int example_run(const struct example_service *svc, const struct example_options 
     rc = 1;
     if (app.participant == NULL)
         goto done;
-    if (saga_participant_on(
-            app.participant, svc->operation,
-            &(saga_handlers_t){.action = on_action, .compensate = on_compensate, .data = &app}) !=
-        0)
+    if (saga_participant_on(app.participant, svc->operation,
+                            &(saga_handlers_t){.action = on_action,
+                                               .compensate = on_compensate,
+                                               .prepare = on_prepare,
+                                               .commit = on_decide,
+                                               .abort = on_decide,
+                                               .data = &app}) != 0)
         goto done;
 
     uv_signal_init(&loop, &app.sigterm);
