@@ -50,7 +50,9 @@ if [[ -n ${SAGAD_DATABASE_URL:-} ]]; then
     shop_url=${SAGA_EXAMPLE_DATABASE_URL:-$SAGAD_DATABASE_URL}
 else
     say "database: private PostgreSQL under $(short "$state")/pg"
-    SAGAD_DATABASE_URL=$("$root/tests/support/pg.sh" start "$state/pg")
+    # Prepared transactions on, for the two-phase commit checkout.
+    SAGAD_DATABASE_URL=$("$root/tests/support/pg.sh" start "$state/pg" \
+        -c max_prepared_transactions=16)
     port=$(cat "$state/pg/port")
     # The example services keep their tables in a database of their own.
     if ! /usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAtX \
@@ -144,8 +146,9 @@ done
 registered || die "the example services did not register in 20s (see $(short "$state")/log/)"
 sagactl services | sed 's/^/   /'
 
-say "define the checkout saga"
+say "define the checkout sagas"
 sagactl define "$root/participant-sdk/examples/checkout.json" | sed 's/^/   /'
+sagactl define "$root/participant-sdk/examples/checkout-2pc.json" | sed 's/^/   /'
 
 # ---- the demo ---------------------------------------------------------------------------------
 run=$(date +%H%M%S)
@@ -194,6 +197,8 @@ $ctl list
 $ctl show $bad_id
 # out of stock: refused at the first step, so there is nothing to undo
 $ctl start checkout --input '{"order":"A-7","sku":"gizmo","qty":9,"amount":10}' --wait
+# two-phase commit: no reservation or charge is visible until both have prepared
+$ctl start checkout-2pc --input '{"order":"A-9","sku":"widget","qty":1,"amount":30}' --wait
 # follow a saga while it runs
 $ctl watch \$($ctl start checkout --input '{"order":"A-8","sku":"gadget","qty":1,"amount":25}')
 $ctl services

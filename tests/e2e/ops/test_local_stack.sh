@@ -55,6 +55,7 @@ if [[ $rc -eq 0 ]]; then ok "up.sh exits 0"; else bad "up.sh exited $rc"; tail -
 has "$out1" "== database: private PostgreSQL under"
 has "$out1" "applied 0001_saga_log.sql"
 has "$out1" "checkout version 1: created"
+has "$out1" "checkout-2pc version 1: created"
 has "$out1" "COMPLETED in "
 has "$out1" "COMPENSATED in "
 has "$out1" "step 'charge' failed: amount 900 over the limit 500"
