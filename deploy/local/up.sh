@@ -3,9 +3,9 @@
 # starts a private PostgreSQL under .local/ (unless SAGAD_DATABASE_URL names
 # another database), migrates it, starts sagad and the three example services
 # in the background (logs in .local/log/, PIDs in .local/run/), defines the
-# checkout saga, runs one checkout that completes and one that compensates,
-# shows both, and prints what to try next. Running it again restarts what it
-# started. deploy/local/down.sh stops it all.
+# checkout sagas (saga and 2pc), runs one checkout that completes and one
+# that compensates, shows both, and prints what to try next. Running it again
+# restarts what it started. deploy/local/down.sh stops it all.
 #
 # Environment:
 #   SAGAD_DATABASE_URL         the saga log's database (default: the private PostgreSQL)
