@@ -114,7 +114,7 @@ static int xa_prepare_committed(PGconn *db, const saga_pg_key_t *key)
                                  3, v, NULL, NULL, PGRES_TUPLES_OK);
     if (res == NULL)
         return -1;
-    int ok = PQntuples(res) > 0 && atoi(PQgetvalue(res, 0, 0)) == SAGA_OUTCOME_OK;
+    int ok = PQntuples(res) > 0 && strtol(PQgetvalue(res, 0, 0), NULL, 10) == SAGA_OUTCOME_OK;
     PQclear(res);
     return ok;
 }
