@@ -248,7 +248,8 @@ static void count_event(saga_client_t *c, const saga_event_t *ev, void *data)
 }
 
 /* Two coordinators, one log: a saga held by one is seen, waited for and
- * watched through the other, and an idempotency key holds across both. */
+ * watched through the other, an operator command sent to the other names the
+ * holder, and an idempotency key holds across both. */
 static void test_two_coordinators(void **state)
 {
     struct e2e *h = e2e_begin(state, "twocoord", 0);
@@ -270,6 +271,12 @@ static void test_two_coordinators(void **state)
     saga_result_t *r = NULL;
     assert_int_equal(saga_client_get_sync(cb, id, &r), 0);
     assert_int_equal(saga_result_info(r)->status, SAGA_STATUS_RUNNING);
+    saga_result_free(&r);
+    /* An operator command sent to the other coordinator is refused, and the
+     * answer says which coordinator holds the saga and where it listens. */
+    assert_int_equal(saga_client_abort_sync(cb, id, "wrong door", &r), SAGA_ESTATE);
+    assert_non_null(strstr(saga_result_error(r), "coord-a"));
+    assert_non_null(strstr(saga_result_error(r), a->addr));
     saga_result_free(&r);
     size_t events = 0;
     assert_int_equal(saga_client_watch_sync(cb, id, count_event, &events, &r), 0);

@@ -349,7 +349,36 @@ struct opctx {
     struct runtime *rt;
     struct req *req;
     enum runtime_op op;
+    saga_status_t status; /* of a saga another coordinator holds */
+    char *owner;          /* its holder's instance id */
 };
+
+static void opctx_free(struct opctx *ctx)
+{
+    free(ctx->owner);
+    free(ctx);
+}
+
+/* Says where to send the command: the holder's address when it is alive. */
+static void on_op_holder(const struct store_instances *r, int status)
+{
+    struct opctx *ctx = r->data;
+    const char *address = NULL;
+    for (size_t i = 0; status == 0 && i < r->n; i++)
+        if (strcmp(r->items[i].id, ctx->owner) == 0)
+            address = r->items[i].address;
+    if (address != NULL)
+        req_fail(&ctx->req, SAGA_ESTATE,
+                 "saga is %s and held by coordinator %s at %s; send the command there "
+                 "(sagactl --coordinator %s)",
+                 saga_status_name(ctx->status), ctx->owner, address, address);
+    else
+        req_fail(&ctx->req, SAGA_ESTATE,
+                 "saga is %s and held by coordinator %s, which has not been heard from lately; "
+                 "a live coordinator takes it over once its lease ends, then try again",
+                 saga_status_name(ctx->status), ctx->owner);
+    opctx_free(ctx);
+}
 
 static void on_op_view(const struct store_saga_view *view, int status)
 {
@@ -361,12 +390,22 @@ static void on_op_view(const struct store_saga_view *view, int status)
     } else if (saga_status_is_terminal(view->saga->status)) {
         req_fail(&ctx->req, SAGA_ESTATE, "saga is %s: nothing to do",
                  saga_status_name(view->saga->status));
+    } else if (view->saga->owner == NULL) {
+        req_fail(&ctx->req, SAGA_ESTATE,
+                 "saga is %s and held by no coordinator yet; a live coordinator takes it over "
+                 "within half a lease, then try again",
+                 saga_status_name(view->saga->status));
     } else {
-        req_fail(
-            &ctx->req, SAGA_ESTATE, "saga is %s and held by coordinator %s; send the command there",
-            saga_status_name(view->saga->status), view->saga->owner ? view->saga->owner : "(none)");
+        ctx->status = view->saga->status;
+        ctx->owner = strdup(view->saga->owner);
+        if (ctx->owner != NULL &&
+            store_instances(ctx->rt->store, ctx->rt->cfg.lease_ms, on_op_holder, ctx) == 0)
+            return;
+        req_fail(&ctx->req, SAGA_ESTATE,
+                 "saga is %s and held by coordinator %s; send the command there",
+                 saga_status_name(view->saga->status), view->saga->owner);
     }
-    free(ctx);
+    opctx_free(ctx);
 }
 
 void runtime_operate(struct runtime *rt, struct req *req, enum runtime_op op, const uint8_t id[16],
@@ -384,7 +423,7 @@ void runtime_operate(struct runtime *rt, struct req *req, enum runtime_op op, co
         *ctx = (struct opctx){.rt = rt, .req = req, .op = op};
         if (store_get(rt->store, &sid, on_op_view, ctx) != 0) {
             req_fail(&ctx->req, SAGA_EUNAVAIL, "the saga log is unavailable");
-            free(ctx);
+            opctx_free(ctx);
         }
         return;
     }
