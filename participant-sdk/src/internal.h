@@ -42,7 +42,7 @@ const char *saga__quote(char *buf, size_t size, const char *value);
 char *saga__strdup(const char *s);
 
 /* A coordinator address: wire_addr_split() with a port other than 0.
- * Returns 0 or SAGA_EINVAL. */
+ * Returns 0 or SAGA_EINVAL (then `host` may have been written). */
 int saga__addr_parse(const char *text, char *host, size_t host_size, int *port) SAGA__MUST_CHECK;
 
 /* Splits "a:1, b:2" into a malloc'd array of malloc'd "a:1", "b:2", each

@@ -284,6 +284,15 @@ static int row_decide(PGconn *db, const saga_pg_key_t *key, saga_op_t op, int ou
     return 0;
 }
 
+int saga__pg_row_outcome(PGconn *db, const saga_pg_key_t *key, saga_op_t op)
+{
+    struct stored s;
+    int found = row_read(db, key, op, &s);
+    int outcome = found == 1 ? s.outcome : found;
+    stored_clear(&s);
+    return outcome;
+}
+
 /* Moves a stored row into *out as a replay. Returns 0 or SAGA_ENOMEM. */
 static int out_from_stored(saga_pg_outcome_t *out, struct stored *s, bool replayed)
 {
@@ -323,13 +332,20 @@ static bool op_remembers_fail(saga_op_t op)
     return op == SAGA_OP_ACTION || op == SAGA_OP_PREPARE;
 }
 
-/* COMMIT of a transaction that failed answers "ROLLBACK", not an error. */
-static bool pg_commit(PGconn *db)
+/* Ends the transaction with `sql` ("COMMIT" or "PREPARE TRANSACTION 'gid'").
+ * Ending a transaction that failed answers "ROLLBACK", not an error: it
+ * counts as ended only when the command tag is the statement's own. */
+static bool pg_end(PGconn *db, const char *sql, const char *tag)
 {
-    PGresult *res = saga__pg_run(db, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
-    bool ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    PGresult *res = saga__pg_run(db, sql, 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
+    bool ok = res != NULL && strcmp(PQcmdStatus(res), tag) == 0;
     PQclear(res);
     return ok;
+}
+
+static bool pg_commit(PGconn *db)
+{
+    return pg_end(db, "COMMIT", "COMMIT");
 }
 
 /* A backward op: records its forward op's row as done-nothing when it is
@@ -352,15 +368,11 @@ static int backward_check(PGconn *db, const saga_pg_key_t *key, bool *null_op, s
     return 0;
 }
 
-/* PREPARE TRANSACTION of a transaction that failed answers "ROLLBACK" too. */
 static bool pg_prepare(PGconn *db, const char *gid)
 {
     char sql[128];
     snprintf(sql, sizeof(sql), "PREPARE TRANSACTION '%s'", gid);
-    PGresult *res = saga__pg_run(db, sql, 0, NULL, NULL, NULL, PGRES_COMMAND_OK);
-    bool ok = res != NULL && strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") == 0;
-    PQclear(res);
-    return ok;
+    return pg_end(db, sql, "PREPARE TRANSACTION");
 }
 
 int saga__pg_barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
@@ -493,13 +505,12 @@ int saga_pg_barrier_call(PGconn *db, saga_call_t *call, saga_pg_effect_fn fn, vo
     return rc;
 }
 
-void saga__pg_complete(saga_call_t *call, int rc, saga_pg_outcome_t *o)
+void saga__pg_complete(saga_call_t *call, int rc, saga_pg_outcome_t *out)
 {
-    saga_pg_outcome_t out = *o;
-    const char *reason = out.reason != NULL ? out.reason : saga_strerror(rc);
-    switch (out.outcome) {
+    const char *reason = out->reason != NULL ? out->reason : saga_strerror(rc);
+    switch (out->outcome) {
     case SAGA_OUTCOME_OK:
-        if (saga_call_ok(call, out.output, out.output_len) == SAGA_ETOOBIG)
+        if (saga_call_ok(call, out->output, out->output_len) == SAGA_ETOOBIG)
             saga_call_fail(call, "output over the coordinator's payload limit");
         break;
     case SAGA_OUTCOME_FAIL:
@@ -509,7 +520,7 @@ void saga__pg_complete(saga_call_t *call, int rc, saga_pg_outcome_t *o)
         saga_call_retry(call, reason);
         break;
     }
-    saga_pg_outcome_clear(o);
+    saga_pg_outcome_clear(out);
 }
 
 int saga_pg_barrier_cleanup(PGconn *db, unsigned older_than_s, unsigned limit, uint64_t *deleted)

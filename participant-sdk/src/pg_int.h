@@ -19,6 +19,11 @@ int saga__pg_barrier_run(PGconn *db, const saga_pg_key_t *key, saga_call_t *call
                          saga_pg_effect_fn fn, void *data, const struct saga__barrier_opts *opts,
                          saga_pg_outcome_t *out);
 
+/* The outcome stored in the barrier row of (key's saga and step, `op`):
+ * SAGA_OUTCOME_OK or _FAIL, 0 when there is no row, -1 on a database error.
+ * A row inside a prepared transaction is not seen until its commit. */
+int saga__pg_row_outcome(PGconn *db, const saga_pg_key_t *key, saga_op_t op);
+
 /* The barrier key of a participant's call. */
 void saga__pg_call_key(saga_call_t *call, saga_pg_key_t *key);
 

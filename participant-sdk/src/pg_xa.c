@@ -100,25 +100,6 @@ static int xa_prepare(PGconn *db, const saga_pg_key_t *key, saga_call_t *call, s
     return saga__pg_barrier_run(db, key, call, fn, data, &opts, out);
 }
 
-/* The outcome the prepare's barrier row holds once committed: 1 OK, 0 none
- * or refused, -1 on error. */
-static int xa_prepare_committed(PGconn *db, const saga_pg_key_t *key)
-{
-    char id[SAGA_ID_TEXT_LEN], step[16];
-    saga_id_format(key->saga_id, id);
-    snprintf(step, sizeof(step), "%u", (unsigned)key->step_index);
-    const char *v[3] = {id, step, saga_op_name(SAGA_OP_PREPARE)};
-    PGresult *res = saga__pg_run(db,
-                                 "SELECT outcome FROM saga_barrier"
-                                 " WHERE saga_id = $1::uuid AND step = $2::integer AND op = $3",
-                                 3, v, NULL, NULL, PGRES_TUPLES_OK);
-    if (res == NULL)
-        return -1;
-    int ok = PQntuples(res) > 0 && strtol(PQgetvalue(res, 0, 0), NULL, 10) == SAGA_OUTCOME_OK;
-    PQclear(res);
-    return ok;
-}
-
 /* Abort's effect runs only when the prepare's row says OK with no prepared
  * transaction left: the transaction was committed, and that cannot be undone. */
 static void abort_after_commit(PGconn *db, saga_pg_effect_t *e, void *data)
@@ -139,10 +120,12 @@ static int xa_decide(PGconn *db, const saga_pg_key_t *key, saga_call_t *call,
         int done = xa_finish(db, "COMMIT", gid);
         if (done < 0)
             return saga__pg_failed(db, out, "commit prepared");
-        int committed = done ? 1 : xa_prepare_committed(db, key);
-        if (committed < 0)
+        /* Nothing prepared: committed before when the prepare's row (part of
+         * the prepared transaction) is there and says OK. */
+        int prepared = done ? SAGA_OUTCOME_OK : saga__pg_row_outcome(db, key, SAGA_OP_PREPARE);
+        if (prepared < 0)
             return saga__pg_failed(db, out, "barrier read");
-        if (committed) {
+        if (prepared == SAGA_OUTCOME_OK) {
             out->outcome = SAGA_OUTCOME_OK;
             out->replayed = !done;
         } else {

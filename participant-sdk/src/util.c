@@ -19,11 +19,9 @@ char *saga__strdup(const char *s)
 
 int saga__addr_parse(const char *text, char *host, size_t host_size, int *port)
 {
-    char h[256];
     int p;
-    if (wire_addr_split(text, h, sizeof(h), &p) != 0 || p == 0 || strlen(h) >= host_size)
+    if (wire_addr_split(text, host, host_size, &p) != 0 || p == 0)
         return SAGA_EINVAL; /* a coordinator has a port of its own */
-    memcpy(host, h, strlen(h) + 1);
     *port = p;
     return 0;
 }
