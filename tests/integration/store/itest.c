@@ -293,6 +293,14 @@ void itest_on_write(const struct store_write *w, int status)
     r->id = w->id;
 }
 
+void itest_on_count(const struct store_count *c, int status)
+{
+    struct itest_count *o = c->data;
+    o->done++;
+    o->status = status;
+    o->n = c->n;
+}
+
 uint64_t itest_now_ms(void)
 {
     struct timespec ts;

@@ -87,6 +87,16 @@ struct itest_result {
 /* A store_write_cb that fills the struct itest_result passed as data. */
 void itest_on_write(const struct store_write *w, int status);
 
+/* A counting operation's outcome (renew, release, heartbeat...). */
+struct itest_count {
+    int done;
+    int status;
+    uint64_t n;
+};
+
+/* A store_count_cb that fills the struct itest_count passed as data. */
+void itest_on_count(const struct store_count *c, int status);
+
 /* Milliseconds since the Unix epoch. */
 uint64_t itest_now_ms(void);
 

@@ -154,20 +154,6 @@ static void test_concurrent_claims(void **state)
     itest_store_close(&fx->loop, &b.s);
 }
 
-struct count_out {
-    int done;
-    int status;
-    uint64_t n;
-};
-
-static void on_count(const struct store_count *c, int status)
-{
-    struct count_out *o = c->data;
-    o->done++;
-    o->status = status;
-    o->n = c->n;
-}
-
 struct claim_count {
     int done;
     int status;
@@ -201,8 +187,8 @@ static void test_renewal_keeps_peers_away(void **state)
     create_sagas(fx, holder, ids, 20);
     /* Renewing every 100 ms for over two lease lengths: nothing to claim. */
     for (int i = 0; i < 10; i++) {
-        struct count_out c = {0};
-        assert_int_equal(store_renew(holder, ids, 20, on_count, &c), 0);
+        struct itest_count c = {0};
+        assert_int_equal(store_renew(holder, ids, 20, itest_on_count, &c), 0);
         itest_wait(&fx->loop, &c.done, 1, 5000);
         assert_int_equal(c.status, 0);
         assert_int_equal(c.n, 20);
@@ -213,8 +199,8 @@ static void test_renewal_keeps_peers_away(void **state)
     itest_sleep(&fx->loop, 500);
     assert_int_equal(claim_now(fx, peer), 20);
     /* The holder renews nothing now: the sagas are no longer its own. */
-    struct count_out c = {0};
-    assert_int_equal(store_renew(holder, ids, 20, on_count, &c), 0);
+    struct itest_count c = {0};
+    assert_int_equal(store_renew(holder, ids, 20, itest_on_count, &c), 0);
     itest_wait(&fx->loop, &c.done, 1, 5000);
     assert_int_equal(c.n, 0);
     itest_store_close(&fx->loop, &holder);
@@ -236,13 +222,13 @@ static void test_renewal_names_its_sagas(void **state)
     itest_id(&ids[11]);
     for (int i = 0; i < 8; i++) {
         itest_sleep(&fx->loop, 100);
-        struct count_out c = {0};
+        struct itest_count c = {0};
         /* The first six and the two unknown ones. */
         struct saga_id named[8];
         memcpy(named, ids, 6 * sizeof(ids[0]));
         named[6] = ids[10];
         named[7] = ids[11];
-        assert_int_equal(store_renew(holder, named, 8, on_count, &c), 0);
+        assert_int_equal(store_renew(holder, named, 8, itest_on_count, &c), 0);
         itest_wait(&fx->loop, &c.done, 1, 5000);
         assert_int_equal(c.status, 0);
         assert_int_equal(c.n, 6);
@@ -250,8 +236,8 @@ static void test_renewal_names_its_sagas(void **state)
     /* Over 800 ms after the creates, just after a renewal: the four not named
      * have expired, the six named have most of a lease left. */
     assert_int_equal(claim_now(fx, peer), 4);
-    struct count_out c = {0};
-    assert_int_equal(store_renew(holder, NULL, 0, on_count, &c), 0);
+    struct itest_count c = {0};
+    assert_int_equal(store_renew(holder, NULL, 0, itest_on_count, &c), 0);
     itest_wait(&fx->loop, &c.done, 1, 5000);
     assert_int_equal(c.status, 0);
     assert_int_equal(c.n, 0);
@@ -298,8 +284,8 @@ static void test_release_then_peer(void **state)
     struct saga_id ids[5];
     create_sagas(fx, a, ids, 5);
     assert_int_equal(claim_now(fx, b), 0);
-    struct count_out c = {0};
-    assert_int_equal(store_release(a, on_count, &c), 0);
+    struct itest_count c = {0};
+    assert_int_equal(store_release(a, itest_on_count, &c), 0);
     itest_wait(&fx->loop, &c.done, 1, 5000);
     assert_int_equal(c.status, 0);
     assert_int_equal(c.n, 5);

@@ -532,20 +532,6 @@ static void test_list(void **state)
 
 /* ---- leases ---- */
 
-struct count_out {
-    int done;
-    int status;
-    uint64_t n;
-};
-
-static void on_count(const struct store_count *c, int status)
-{
-    struct count_out *o = c->data;
-    o->done++;
-    o->status = status;
-    o->n = c->n;
-}
-
 struct claim_out {
     int done;
     int status;
@@ -607,8 +593,8 @@ static void test_leases(void **state)
     assert_int_equal(r.status, 0);
 
     /* Renew: the active saga named, which this owner holds. */
-    struct count_out n = {0};
-    assert_int_equal(store_renew(fx->s, &id, 1, on_count, &n), 0);
+    struct itest_count n = {0};
+    assert_int_equal(store_renew(fx->s, &id, 1, itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     assert_int_equal(n.status, 0);
     assert_int_equal(n.n, 1);
@@ -622,7 +608,7 @@ static void test_leases(void **state)
 
     /* Release: leases end now, writes are fenced. */
     memset(&n, 0, sizeof(n));
-    assert_int_equal(store_release(fx->s, on_count, &n), 0);
+    assert_int_equal(store_release(fx->s, itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     assert_int_equal(n.status, 0);
     assert_true(n.n >= 1);
@@ -733,14 +719,14 @@ static void on_instances(const struct store_instances *r, int status)
 static void test_registry(void **state)
 {
     struct itest_fx *fx = *state;
-    struct count_out n = {0};
-    assert_int_equal(store_register(fx->s, "10.0.0.1:7420", on_count, &n), 0);
+    struct itest_count n = {0};
+    assert_int_equal(store_register(fx->s, "10.0.0.1:7420", itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     assert_int_equal(n.status, 0);
     assert_int_equal(n.n, 1);
 
     memset(&n, 0, sizeof(n));
-    assert_int_equal(store_heartbeat(fx->s, on_count, &n), 0);
+    assert_int_equal(store_heartbeat(fx->s, itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     assert_int_equal(n.n, 1);
 
@@ -754,7 +740,7 @@ static void test_registry(void **state)
 
     /* Re-registering moves the address. */
     memset(&n, 0, sizeof(n));
-    assert_int_equal(store_register(fx->s, "10.0.0.2:7420", on_count, &n), 0);
+    assert_int_equal(store_register(fx->s, "10.0.0.2:7420", itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     memset(&o, 0, sizeof(o));
     assert_int_equal(store_instances(fx->s, 60000, on_instances, &o), 0);
@@ -772,11 +758,11 @@ static void test_registry(void **state)
     assert_false(o.found);
 
     memset(&n, 0, sizeof(n));
-    assert_int_equal(store_unregister(fx->s, on_count, &n), 0);
+    assert_int_equal(store_unregister(fx->s, itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     assert_int_equal(n.n, 1);
     memset(&n, 0, sizeof(n));
-    assert_int_equal(store_heartbeat(fx->s, on_count, &n), 0);
+    assert_int_equal(store_heartbeat(fx->s, itest_on_count, &n), 0);
     itest_wait(&fx->loop, &n.done, 1, 5000);
     assert_int_equal(n.n, 0);
     assert_int_equal(store_instances(fx->s, 0, on_instances, &o), SAGA_EINVAL);
