@@ -132,23 +132,26 @@ static void on_started(saga_client_t *c, saga_result_t *res, void *data)
     }
 }
 
-static void worker_start(struct worker *w, uint64_t due_ns);
+/* The run is over: no more starts. */
+static int bench_over(const struct bench *b)
+{
+    return b->phase_no >= 2 || b->errors > 1000;
+}
 
-static void worker_next(struct worker *w)
+/* The worker is done for good; the loop stops with the last one. */
+static void worker_retire(struct worker *w)
 {
     struct bench *b = w->b;
-    if (b->rate > 0 && b->phase_no < 2 && b->errors <= 1000) {
-        w->next_free = b->idle;
-        b->idle = w;
-        return;
-    }
-    if (b->phase_no >= 2 || b->errors > 1000) {
-        b->active--;
-        if (b->active == 0)
-            uv_stop(&b->loop);
-        return;
-    }
-    worker_start(w, mono_ns());
+    b->active--;
+    if (b->active == 0)
+        uv_stop(&b->loop);
+}
+
+/* Open loop: the worker waits for the pacer to give it a saga. */
+static void worker_park(struct worker *w)
+{
+    w->next_free = w->b->idle;
+    w->b->idle = w;
 }
 
 static void worker_start(struct worker *w, uint64_t due_ns)
@@ -159,15 +162,21 @@ static void worker_start(struct worker *w, uint64_t due_ns)
     w->started_ns = due_ns;
     if (saga_client_start(w->client, &req, on_started, w) != 0) {
         b->errors++;
-        if (b->rate > 0) {
-            w->next_free = b->idle;
-            b->idle = w;
-            return;
-        }
-        b->active--;
-        if (b->active == 0)
-            uv_stop(&b->loop);
+        if (b->rate > 0)
+            worker_park(w);
+        else
+            worker_retire(w);
     }
+}
+
+static void worker_next(struct worker *w)
+{
+    if (bench_over(w->b))
+        worker_retire(w);
+    else if (w->b->rate > 0)
+        worker_park(w);
+    else
+        worker_start(w, mono_ns());
 }
 
 /* Open loop: start every saga whose time has come, on an idle worker. The
@@ -176,7 +185,7 @@ static void worker_start(struct worker *w, uint64_t due_ns)
 static void on_pace(uv_timer_t *t)
 {
     struct bench *b = t->data;
-    if (b->phase_no >= 2 || b->errors > 1000) {
+    if (bench_over(b)) {
         uv_timer_stop(t);
         return;
     }
