@@ -6,6 +6,7 @@
  * After a warm-up, for a fixed time, it counts the sagas that ended and their
  * latency as a client sees it (Start due to Wait answered). Prints one JSON
  * object. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +52,8 @@ struct bench {
     uint64_t measure_start_ns;
     uint64_t measure_end_ns;
     uint32_t *lat_us;
+    uint32_t *due_ms; /* --latencies: when each saga was due, from the measure start */
+    const char *latencies_path;
     size_t n_lat;
     size_t cap_lat;
     uint64_t completed, compensated, other, errors;
@@ -84,8 +87,16 @@ static void record(struct bench *b, uint64_t start_ns, uint64_t end_ns)
         if (lat == NULL)
             return;
         b->lat_us = lat;
+        if (b->latencies_path != NULL) {
+            uint32_t *due = realloc(b->due_ms, cap * sizeof(*due));
+            if (due == NULL)
+                return;
+            b->due_ms = due;
+        }
         b->cap_lat = cap;
     }
+    if (b->due_ms != NULL)
+        b->due_ms[b->n_lat] = (uint32_t)((start_ns - b->measure_start_ns) / 1000000u);
     uint64_t us = (end_ns - start_ns) / 1000u;
     b->lat_us[b->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
@@ -249,11 +260,25 @@ static double pct_ms(const struct bench *b, double p)
     return b->lat_us[i] / 1000.0;
 }
 
+/* --latencies FILE: one line per measured saga, in the order they ended:
+ * when it was due (ms after the measurement began) and its latency (ms), to
+ * see where in a run the slow ones fall. */
+static int write_latencies(const struct bench *b)
+{
+    FILE *f = fopen(b->latencies_path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "# due_ms latency_ms\n");
+    for (size_t i = 0; i < b->n_lat; i++)
+        fprintf(f, "%u %.3f\n", b->due_ms[i], b->lat_us[i] / 1000.0);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: sagabench --coordinator HOST:PORT --definition NAME [--concurrency C]\n"
                  "                 [--rate SAGAS_PER_S] [--clients K] [--warmup SECONDS]\n"
-                 "                 [--duration SECONDS] [--input JSON]\n"
+                 "                 [--duration SECONDS] [--input JSON] [--latencies FILE]\n"
                  "       sagabench --coordinator HOST:PORT --define FILE   (then exits)\n");
 }
 
@@ -282,17 +307,12 @@ static int define_file(const char *coordinator, const char *path)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"coordinator", required_argument, NULL, 'c'},
-        {"definition", required_argument, NULL, 'd'},
-        {"concurrency", required_argument, NULL, 'n'},
-        {"clients", required_argument, NULL, 'k'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"duration", required_argument, NULL, 't'},
-        {"input", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {"define", required_argument, NULL, 'D'},
-        {"rate", required_argument, NULL, 'r'},
-        {NULL, 0, NULL, 0},
+        {"coordinator", required_argument, NULL, 'c'}, {"definition", required_argument, NULL, 'd'},
+        {"concurrency", required_argument, NULL, 'n'}, {"clients", required_argument, NULL, 'k'},
+        {"warmup", required_argument, NULL, 'w'},      {"duration", required_argument, NULL, 't'},
+        {"input", required_argument, NULL, 'i'},       {"help", no_argument, NULL, 'h'},
+        {"define", required_argument, NULL, 'D'},      {"rate", required_argument, NULL, 'r'},
+        {"latencies", required_argument, NULL, 'L'},   {NULL, 0, NULL, 0},
     };
     struct bench b = {.concurrency = 16, .warmup_ms = 2000, .duration_ms = 10000};
     const char *coordinator = NULL;
@@ -324,6 +344,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             b.rate = strtod(optarg, NULL);
+            break;
+        case 'L':
+            b.latencies_path = optarg;
             break;
         case 'D':
             define = optarg;
@@ -379,6 +402,8 @@ int main(int argc, char **argv)
     if (b.measure_end_ns == 0)
         b.measure_end_ns = mono_ns();
 
+    if (b.latencies_path != NULL && write_latencies(&b) != 0)
+        fprintf(stderr, "sagabench: cannot write %s: %s\n", b.latencies_path, strerror(errno));
     qsort(b.lat_us, b.n_lat, sizeof(*b.lat_us), cmp_u32);
     double secs = (double)(b.measure_end_ns - b.measure_start_ns) / 1e9;
     double ended = (double)(b.completed + b.compensated + b.other);
@@ -404,6 +429,7 @@ int main(int argc, char **argv)
     uv_run(&b.loop, UV_RUN_DEFAULT);
     uv_loop_close(&b.loop);
     free(b.lat_us);
+    free(b.due_ms);
     free(b.conns);
     free(b.workers);
     free(b.input);
