@@ -5,6 +5,10 @@
 #   bench_psql SQL          runs SQL on database "saga", prints unaligned rows
 #   bench_pgbench SECONDS   one-row INSERT per transaction, 8 clients, -M prepared;
 #                           prints pgbench's lines and sets $bench_baseline (tps)
+#   bench_pgbench_paced RATE SECONDS
+#                           the same transactions started on a schedule of RATE a
+#                           second (pgbench -R: latency counts from the scheduled
+#                           start); prints them and sets $bench_commit_p50/p99 (ms)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -40,4 +44,19 @@ SQL
         "$(bench_db_url pgb)" 2>&1)
     echo "$out" | grep -E '^(number of transactions actually processed|latency average|tps)'
     bench_baseline=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3; exit}')
+}
+
+bench_pgbench_paced() {
+    local rate=$1 seconds=$2 logs=$bench_dir/pgbench-log
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    # pgbench writes its per-transaction log into the working directory.
+    (cd "$logs" && "$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -T "$seconds" -R "$rate" -l \
+        -f "$bench_dir/insert.sql" "$(bench_db_url pgb)" >/dev/null 2>&1) || return 1
+    # Column 3 of the log is the latency in microseconds, schedule lag included.
+    read -r bench_commit_p50 bench_commit_p99 < <(cat "$logs"/pgbench_log.* | awk '{print $3}' |
+        sort -n | awk '{v[NR] = $1} END {
+            if (NR == 0) { print "0 0"; exit }
+            printf "%.2f %.2f\n", v[int((NR - 1) * 0.50) + 1] / 1000, v[int((NR - 1) * 0.99) + 1] / 1000 }')
+    echo "   ${rate} commits/s on a schedule: p50 ${bench_commit_p50} ms, p99 ${bench_commit_p99} ms"
 }

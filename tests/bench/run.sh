@@ -99,6 +99,12 @@ echo "== pgbench baseline before the saga runs: one-row INSERT per transaction, 
     "-M prepared, ${seconds} s"
 bench_pgbench "$seconds"
 baseline_before=$bench_baseline
+# The latency yardstick: the server's own single-row commits at half their
+# peak rate, in an open loop like the sagas' half-peak run. A two-step saga is
+# three commits in a row.
+echo "== pgbench at half that rate, open loop (-R), ${seconds} s"
+bench_commit_p50=0 bench_commit_p99=0
+bench_pgbench_paced "$((baseline_before / 2))" "$seconds" || echo "   pgbench -R failed: no yardstick"
 
 # A fresh database plans the log's statements for empty tables until
 # autovacuum first analyzes them (up to a minute in): load it for a few
@@ -200,11 +206,13 @@ if [[ $unsafe -eq 1 ]]; then
 fi
 
 printf '%s\n' "${results[@]}" >"$dir/results.jsonl"
-/usr/bin/python3 - "$dir/results.jsonl" "$bench_baseline" "$out" "$(nproc)" <<'PY'
+/usr/bin/python3 - "$dir/results.jsonl" "$bench_baseline" "$out" "$(nproc)" \
+    "$bench_commit_p50" "$bench_commit_p99" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 baseline = float(sys.argv[2] or 0)
 out = sys.argv[3]
+commit_p50, commit_p99 = float(sys.argv[5] or 0), float(sys.argv[6] or 0)
 two = [r for r in rows if r["definition"] == "bench_2step" and not r["label"]]
 best = max((r["sagas_per_s"] for r in two), default=0)
 ratio = best / baseline if baseline else 0
@@ -218,6 +226,7 @@ rss_target = 64 + inflight / 1024
 doc = {"cores": int(sys.argv[4]), "baseline_commits_per_s": baseline, "runs": rows,
        "best_2step_sagas_per_s": best, "ratio": ratio, "p99_ms_at_half_peak": p99_half,
        "p99_ms_closed_loop_at_half_peak": closed_half,
+       "pgbench_commit_ms_at_half_peak": {"p50": commit_p50, "p99": commit_p99},
        "peak_rss_mib": rss, "rss_target_mib": rss_target}
 json.dump(doc, open(out + "/results.json", "w"), indent=1)
 with open(out + "/twostep.dat", "w") as f:
@@ -229,6 +238,8 @@ print("  ratio (best 2-step sagas/s / baseline commits/s): %.2f   target >= 0.5,
 print("  p99 at half the peak throughput: %.2f ms            target <= 10 ms" % p99_half)
 print("    (open loop at %.0f sagas/s; the best closed-loop run at or above it: p99 %.2f ms)"
       % (best / 2, closed_half))
+print("    (the server's own one-row commit at half its peak rate: p50 %.2f ms, p99 %.2f ms)"
+      % (commit_p50, commit_p99))
 for r in paced[:-1]:
     print("    open loop at %.0f sagas/s (%.0f %% of the peak): p50 %.2f ms, p99 %.2f ms"
           % (r["rate"], 100 * r["rate"] / best if best else 0, r["p50_ms"], r["p99_ms"]))
