@@ -272,7 +272,7 @@ static void on_conn_msg(struct saga__conn *conn, struct wire_msg *msg, void *own
     int code = msg->type == WIRE_ERROR ? msg->error.code : 0;
     char why[64];
     if (msg->type == WIRE_ERROR) {
-        finish(c, req, saga__result_error(code, msg->error.message));
+        finish(c, req, saga__result_refused(code, msg->error.message, msg->error.holder));
     } else if (msg->type == req->expect) {
         finish(c, req, saga__result_from_msg(msg));
     } else {

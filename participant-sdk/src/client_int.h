@@ -9,6 +9,9 @@
  * memory runs out it is a shared constant SAGA_ENOMEM result, which
  * saga_result_free() knows not to free. */
 saga_result_t *saga__result_error(int status, const char *message);
+/* An Error answer: saga__result_error plus the holder's address the
+ * coordinator named, if any (saga_result_holder). */
+saga_result_t *saga__result_refused(int status, const char *message, const char *holder);
 
 /* A successful result from a decoded answer, whose contents it takes (the
  * message is zeroed). Never NULL (see saga__result_error). */

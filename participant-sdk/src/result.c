@@ -8,6 +8,7 @@
 struct saga_result {
     int status;
     char *message;
+    char *holder;        /* an operator command refused: HOST:PORT of the saga's coordinator */
     struct wire_msg msg; /* the answer's contents (owned), type WIRE_NONE for errors */
     char id_text[SAGA_ID_TEXT_LEN];
     saga_info_t info;
@@ -27,6 +28,14 @@ static const struct saga_result nomem_result = {.status = SAGA_ENOMEM,
 static const uint8_t *bytes(const uint8_t *b)
 {
     return b != NULL ? b : empty;
+}
+
+saga_result_t *saga__result_refused(int status, const char *message, const char *holder)
+{
+    saga_result_t *r = saga__result_error(status, message);
+    if (r != &nomem_result && holder != NULL && holder[0] != '\0')
+        r->holder = saga__strdup(holder); /* NULL when out of memory: no address, still an error */
+    return r;
 }
 
 saga_result_t *saga__result_error(int status, const char *message)
@@ -211,6 +220,7 @@ SAGA_EXTERN void saga_result_free(saga_result_t **rp)
         return;
     wire_msg_free_contents(&r->msg);
     free(r->message);
+    free(r->holder);
     free(r->steps);
     free(r->events);
     free(r->summaries);
@@ -227,6 +237,11 @@ SAGA_EXTERN int saga_result_status(const saga_result_t *r)
 SAGA_EXTERN const char *saga_result_error(const saga_result_t *r)
 {
     return r != NULL && r->message != NULL ? r->message : "";
+}
+
+SAGA_EXTERN const char *saga_result_holder(const saga_result_t *r)
+{
+    return r != NULL && r->holder != NULL ? r->holder : "";
 }
 
 SAGA_EXTERN const char *saga_result_def_name(const saga_result_t *r)

@@ -386,6 +386,7 @@ static int enc_envelope(const struct wire_msg *msg, Saga__V1__Envelope *env, uni
         b->error.code = (uint32_t)-msg->error.code;
         b->error.message = str_in(msg->error.message);
         b->error.fatal = msg->error.fatal;
+        b->error.holder = str_in(msg->error.holder);
         env->body_case = SAGA__V1__ENVELOPE__BODY_ERROR;
         env->error = &b->error;
         return 0;
@@ -894,6 +895,7 @@ static int dec_body(Saga__V1__Envelope *env, struct wire_msg *out, char *err)
         out->error.code = -(int)pb->code;
         TRY(take_str(&pb->message, &out->error.message, err));
         out->error.fatal = pb->fatal != 0;
+        TRY(take_str(&pb->holder, &out->error.holder, err));
         return 0;
     }
     case SAGA__V1__ENVELOPE__BODY_ACK:

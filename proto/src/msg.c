@@ -119,6 +119,7 @@ void wire_msg_free_contents(struct wire_msg *msg)
         break;
     case WIRE_ERROR:
         free(msg->error.message);
+        free(msg->error.holder);
         break;
     case WIRE_DEFINE:
         free(msg->define.definition_json);

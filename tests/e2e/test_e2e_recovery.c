@@ -249,7 +249,8 @@ static void count_event(saga_client_t *c, const saga_event_t *ev, void *data)
 
 /* Two coordinators, one log: a saga held by one is seen, waited for and
  * watched through the other, an operator command sent to the other names the
- * holder, and an idempotency key holds across both. */
+ * holder (sagactl follows it there), and an idempotency key holds across
+ * both. */
 static void test_two_coordinators(void **state)
 {
     struct e2e *h = e2e_begin(state, "twocoord", 0);
@@ -277,6 +278,7 @@ static void test_two_coordinators(void **state)
     assert_int_equal(saga_client_abort_sync(cb, id, "wrong door", &r), SAGA_ESTATE);
     assert_non_null(strstr(saga_result_error(r), "coord-a"));
     assert_non_null(strstr(saga_result_error(r), a->addr));
+    assert_string_equal(saga_result_holder(r), a->addr);
     saga_result_free(&r);
     size_t events = 0;
     assert_int_equal(saga_client_watch_sync(cb, id, count_event, &events, &r), 0);
@@ -285,7 +287,17 @@ static void test_two_coordinators(void **state)
     saga_result_free(&r);
     r = e2e_expect(cb, id, SAGA_STATUS_COMPLETED, SETTLE_MS);
     saga_result_free(&r);
-    assert_int_equal(e2e_sql_int(h, NULL, "SELECT count(*) FROM sagas"), 1);
+
+    /* sagactl, told the wrong coordinator, sends the command to the holder. */
+    uint8_t second[16];
+    char second_text[37];
+    assert_int_equal(e2e_start(ca, "chain", "{}", "k-2", second, second_text), 0);
+    e2e_sleep_ms(300); /* b is running now: 1 s per call */
+    const char *abort_argv[] = {"sagactl", "abort", second_text, "--coordinator", b->addr, NULL};
+    assert_int_equal(e2e_run(h, "sagactl-abort", abort_argv, 30000), 0);
+    r = e2e_expect(cb, second, SAGA_STATUS_COMPENSATED, SETTLE_MS);
+    saga_result_free(&r);
+    assert_int_equal(e2e_sql_int(h, NULL, "SELECT count(*) FROM sagas"), 2);
     e2e_finish(h);
 }
 

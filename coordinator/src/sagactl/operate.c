@@ -177,6 +177,19 @@ static void op_usage(enum op_kind k, FILE *out)
                  "usage\n");
 }
 
+static int send_op(saga_client_t *client, enum op_kind kind, const uint8_t id[SAGA_ID_LEN],
+                   saga_status_t as, const char *reason, saga_result_t **r)
+{
+    switch (kind) {
+    case OP_RETRY:
+        return saga_client_retry_sync(client, id, reason, r);
+    case OP_ABORT:
+        return saga_client_abort_sync(client, id, reason, r);
+    default:
+        return saga_client_resolve_sync(client, id, as, reason, r);
+    }
+}
+
 static int ctl_operate(struct ctl *ctl, enum op_kind kind, int argc, char **argv)
 {
     static const struct option longopts[] = {{"reason", required_argument, NULL, 'r'},
@@ -235,22 +248,30 @@ static int ctl_operate(struct ctl *ctl, enum op_kind kind, int argc, char **argv
     }
     saga_client_t *client = ctl_client(ctl);
     saga_result_t *r = NULL;
-    int status = CTL_ERROR, rc;
+    int status = CTL_ERROR;
     if (client == NULL)
         return CTL_ERROR;
-    switch (kind) {
-    case OP_RETRY:
-        rc = saga_client_retry_sync(client, id, reason, &r);
-        break;
-    case OP_ABORT:
-        rc = saga_client_abort_sync(client, id, reason, &r);
-        break;
-    default:
-        rc = saga_client_resolve_sync(client, id, as, reason, &r);
-        break;
+    int rc = send_op(client, kind, id, as, reason, &r);
+    /* Another coordinator holds the saga: send the command there, once (its
+     * answer is final even if the saga has moved again meanwhile). */
+    struct ctl holder = *ctl;
+    char address[256];
+    const struct ctl *at = ctl;
+    if (rc == SAGA_ESTATE && saga_result_holder(r)[0] != '\0') {
+        snprintf(address, sizeof(address), "%s", saga_result_holder(r));
+        holder.coordinator = address;
+        at = &holder;
+        fprintf(stderr, "sagactl %s: the saga is held by the coordinator at %s; sending it there\n",
+                cmd, address);
+        saga_result_free(&r);
+        saga_client_free(&client);
+        client = ctl_client(at);
+        if (client == NULL)
+            return CTL_ERROR;
+        rc = send_op(client, kind, id, as, reason, &r);
     }
     if (rc != 0) {
-        ctl_fail(ctl, cmd, argv[optind], rc, r);
+        ctl_fail(at, cmd, argv[optind], rc, r);
         goto done;
     }
     if (json) {

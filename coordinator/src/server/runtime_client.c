@@ -368,10 +368,10 @@ static void on_op_holder(const struct store_instances *r, int status)
         if (strcmp(r->items[i].id, ctx->owner) == 0)
             address = r->items[i].address;
     if (address != NULL)
-        req_fail(&ctx->req, SAGA_ESTATE,
-                 "saga is %s and held by coordinator %s at %s; send the command there "
-                 "(sagactl --coordinator %s)",
-                 saga_status_name(ctx->status), ctx->owner, address, address);
+        req_fail_held(&ctx->req, address,
+                      "saga is %s and held by coordinator %s at %s; send the command there "
+                      "(sagactl follows by itself)",
+                      saga_status_name(ctx->status), ctx->owner, address);
     else
         req_fail(&ctx->req, SAGA_ESTATE,
                  "saga is %s and held by coordinator %s, which has not been heard from lately; "

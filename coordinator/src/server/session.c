@@ -137,17 +137,31 @@ void req_reply(struct req **rp, struct wire_msg *msg)
     req_drop(rp);
 }
 
-void req_fail(struct req **rp, int code, const char *fmt, ...)
+static void req_vfail(struct req **rp, int code, const char *holder, const char *fmt, va_list ap)
 {
     char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
     struct wire_msg msg = {.type = WIRE_ERROR};
     msg.error.code = code < 0 ? code : SAGA_EINTERNAL;
     msg.error.message = text;
+    msg.error.holder = (char *)holder;
     req_reply(rp, &msg);
+}
+
+void req_fail(struct req **rp, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    req_vfail(rp, code, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void req_fail_held(struct req **rp, const char *holder, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    req_vfail(rp, SAGA_ESTATE, holder, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- the exchange ------------------------------------------------------------------------- */

@@ -32,6 +32,11 @@ void req_reply(struct req **r, struct wire_msg *msg);
 
 /* Answers with an Error frame (code < 0, message) and frees the request. */
 void req_fail(struct req **r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* req_fail for an operator command refused because another coordinator holds
+ * the saga: the Error also carries that coordinator's HOST:PORT, which a
+ * client may send the command to. */
+void req_fail_held(struct req **r, const char *holder, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Sends `msg` with the request's id without finishing the request (Watch).
  * Returns 0, or SAGA_ECLOSED once the session is gone. */

@@ -209,6 +209,10 @@ typedef struct saga_service_info {
 SAGA_EXTERN int saga_result_status(const saga_result_t *r);
 /* The coordinator's error text, or a local description; "" when none. */
 SAGA_EXTERN const char *saga_result_error(const saga_result_t *r);
+/* retry/abort/resolve refused with SAGA_ESTATE because another coordinator
+ * holds the saga: that coordinator's HOST:PORT, where the same command can be
+ * sent (a client for it: saga_client_options_t.coordinator). "" otherwise. */
+SAGA_EXTERN const char *saga_result_holder(const saga_result_t *r);
 
 /* define: the stored name, version, hash, and whether it was new (1/0). */
 SAGA_EXTERN const char *saga_result_def_name(const saga_result_t *r);

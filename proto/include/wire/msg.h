@@ -172,7 +172,8 @@ struct wire_pong {
 struct wire_error {
     int code; /* a negative SAGA_E* code here; its positive number on the wire */
     char *message;
-    bool fatal; /* the sender closes the connection after this frame */
+    bool fatal;   /* the sender closes the connection after this frame */
+    char *holder; /* HOST:PORT of the coordinator that holds the saga, or "" / NULL */
 };
 
 struct wire_in_doubt {

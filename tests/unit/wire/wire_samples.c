@@ -165,8 +165,10 @@ void sample_msg(enum wire_type type, struct wire_msg *m)
         m->pong.nonce = 0xfeedfacecafebeefull;
         break;
     case WIRE_ERROR:
-        m->error = (struct wire_error){
-            .code = SAGA_EAUTH, .message = "authentication refused", .fatal = true};
+        m->error = (struct wire_error){.code = SAGA_ESTATE,
+                                       .message = "held elsewhere",
+                                       .fatal = true,
+                                       .holder = "[::1]:7421"};
         break;
     case WIRE_IN_DOUBT:
         m->in_doubt.step_index = 5;
@@ -454,6 +456,7 @@ static void eq_body(struct cmp *c, const struct wire_msg *a, const struct wire_m
         eq_u(c, "error.code", (uint64_t)(int64_t)a->error.code, (uint64_t)(int64_t)b->error.code);
         eq_s(c, "error.message", a->error.message, b->error.message);
         eq_u(c, "error.fatal", a->error.fatal, b->error.fatal);
+        eq_s(c, "error.holder", a->error.holder, b->error.holder);
         break;
     case WIRE_IN_DOUBT:
         eq_id(c, "in_doubt.saga_id", a->in_doubt.saga_id, b->in_doubt.saga_id);
