@@ -57,6 +57,7 @@ bench_pgbench_paced() {
     read -r bench_commit_p50 bench_commit_p99 < <(cat "$logs"/pgbench_log.* | awk '{print $3}' |
         sort -n | awk '{v[NR] = $1} END {
             if (NR == 0) { print "0 0"; exit }
-            printf "%.2f %.2f\n", v[int((NR - 1) * 0.50) + 1] / 1000, v[int((NR - 1) * 0.99) + 1] / 1000 }')
+            p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1]
+            printf "%.2f %.2f\n", p50 / 1000, p99 / 1000 }')
     echo "   ${rate} commits/s on a schedule: p50 ${bench_commit_p50} ms, p99 ${bench_commit_p99} ms"
 }
