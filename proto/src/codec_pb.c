@@ -1,6 +1,7 @@
 /* Plain wire messages to and from protobuf-c Envelopes. The only file that
  * knows the generated saga.v1 code; it does no framing decisions and no I/O. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,30 @@
 /* ---- memory ----------------------------------------------------------------
  * protobuf-c allocates through plain malloc()/free() here, so decoded strings,
  * byte buffers and string arrays can be taken over by the plain message
- * instead of copied: the field is then cleared so free_unpacked() skips it. */
+ * instead of copied: the field is then cleared so free_unpacked() skips it.
+ *
+ * protobuf-c builds the whole message tree before anything of ours looks at
+ * it, and a frame of empty repeated sub-messages costs it dozens of times its
+ * size (two bytes on the wire; a struct, a pointer and malloc's header in
+ * memory): a 4 MiB frame would take over 100 MiB. So one decode may allocate at most
+ * DECODE_BUDGET(frame length); past that the unpack fails and the frame is
+ * refused. A real message takes a few times its size at most. */
+
+#define DECODE_BUDGET(len) ((len)*16 + 65536)
+
+struct decode_budget {
+    size_t left;
+    bool spent; /* an allocation was refused */
+};
 
 static void *pb_alloc(void *data, size_t size)
 {
-    (void)data;
+    struct decode_budget *b = data;
+    if (size > b->left) {
+        b->spent = true;
+        return NULL;
+    }
+    b->left -= size;
     return malloc(size);
 }
 
@@ -986,8 +1006,12 @@ static int dec_body(Saga__V1__Envelope *env, struct wire_msg *out, char *err)
 
 int wire_pb_decode(const uint8_t *data, size_t len, struct wire_msg *out, char *err)
 {
-    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = NULL};
+    struct decode_budget budget = {.left = DECODE_BUDGET(len)};
+    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &budget};
     Saga__V1__Envelope *env = saga__v1__envelope__unpack(&alloc, len, data);
+    if (env == NULL && budget.spent)
+        return dec_fail(err, SAGA_ETOOBIG, "a %zu-byte frame unpacks to more than %zu bytes", len,
+                        (size_t)DECODE_BUDGET(len));
     if (env == NULL)
         return dec_fail(err, SAGA_EPROTO, "undecodable protobuf in a %zu-byte frame", len);
     int rc = dec_body(env, out, err);

@@ -78,7 +78,9 @@ void wire_decoder_commit(struct wire_decoder *dec, size_t n);
  * not freed). Returns:
  *   0             a message is in *out; free it with wire_msg_free_contents();
  *   SAGA_EAGAIN   no whole frame is buffered yet; *out is zeroed;
- *   SAGA_ETOOBIG  a frame's length is over the limit;
+ *   SAGA_ETOOBIG  a frame's length is over the limit, or the frame would take
+ *                 more than 16 times its size in memory to unpack (many empty
+ *                 repeated sub-messages);
  *   SAGA_EPROTO   a zero-length frame, bytes that are no Envelope, an Envelope
  *                 with no known body, or a field protobuf cannot check (an enum
  *                 out of range, a saga id not 16 bytes, ...);

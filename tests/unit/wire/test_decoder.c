@@ -259,6 +259,62 @@ static void test_oversize(void **state)
     wire_buf_free(&buf);
 }
 
+/* Appends a protobuf varint to p; returns the new end. */
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* A frame within the size limit that protobuf-c would unpack into many times
+ * its size: a Register of empty actions, two bytes each on the wire and a
+ * struct and a pointer each in memory. Refused before it is built. */
+static void test_expanding_frame(void **state)
+{
+    (void)state;
+    size_t n = 2000000, inner = 2 * n;
+    uint8_t *buf = malloc(inner + 32);
+    assert_non_null(buf);
+    uint8_t *p = buf + WIRE_FRAME_HEADER;
+    *p++ = (uint8_t)(ENV_REGISTER << 3 | 2);
+    p = put_varint(p, inner);
+    for (size_t i = 0; i < n; i++) {
+        *p++ = 1 << 3 | 2; /* Register.actions, length-delimited */
+        *p++ = 0;          /* an empty Action */
+    }
+    size_t len = (size_t)(p - buf) - WIRE_FRAME_HEADER;
+    assert_true(len <= 4194304);
+    buf[0] = (uint8_t)(len >> 24);
+    buf[1] = (uint8_t)(len >> 16);
+    buf[2] = (uint8_t)(len >> 8);
+    buf[3] = (uint8_t)len;
+    expect_failure(buf, (size_t)(p - buf), 0, SAGA_ETOOBIG, "unpacks to more than");
+
+    /* The same shape with a few actions is an ordinary message (refused later,
+     * by the check of its fields, not by its size). */
+    p = buf + WIRE_FRAME_HEADER;
+    *p++ = (uint8_t)(ENV_REGISTER << 3 | 2);
+    *p++ = 6;
+    for (int i = 0; i < 3; i++) {
+        *p++ = 1 << 3 | 2;
+        *p++ = 0;
+    }
+    len = (size_t)(p - buf) - WIRE_FRAME_HEADER;
+    buf[0] = buf[1] = buf[2] = 0;
+    buf[3] = (uint8_t)len;
+    struct wire_decoder *dec = new_decoder(0);
+    struct wire_msg m;
+    assert_int_equal(wire_decoder_feed(dec, buf, (size_t)(p - buf)), 0);
+    assert_int_not_equal(wire_decoder_next(dec, &m), SAGA_ETOOBIG);
+    wire_msg_free_contents(&m);
+    wire_decoder_free(&dec);
+    free(buf);
+}
+
 static void test_zero_length(void **state)
 {
     (void)state;
@@ -564,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_zero_copy_reads),
         cmocka_unit_test(test_large_frame),
         cmocka_unit_test(test_oversize),
+        cmocka_unit_test(test_expanding_frame),
         cmocka_unit_test(test_zero_length),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_garbage),
