@@ -5,7 +5,7 @@
 #   bench_psql SQL          runs SQL on database "saga", prints unaligned rows
 #   bench_pgbench SECONDS   one-row INSERT per transaction, 8 clients, -M prepared;
 #                           prints pgbench's lines and sets $bench_baseline (tps)
-#   bench_pgbench_paced RATE SECONDS
+#   bench_pgbench_paced RATE SECONDS   (after bench_pgbench, whose database it uses)
 #                           the same transactions started on a schedule of RATE a
 #                           second (pgbench -R: latency counts from the scheduled
 #                           start); prints them and sets $bench_commit_p50/p99 (ms)

@@ -259,17 +259,6 @@ static void test_oversize(void **state)
     wire_buf_free(&buf);
 }
 
-/* Appends a protobuf varint to p; returns the new end. */
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* A frame within the size limit that protobuf-c would unpack into many times
  * its size: a Register of empty actions, two bytes each on the wire and a
  * struct and a pointer each in memory. Refused before it is built. */
@@ -277,44 +266,41 @@ static void test_expanding_frame(void **state)
 {
     (void)state;
     size_t n = 2000000, inner = 2 * n;
-    uint8_t *buf = malloc(inner + 32);
-    assert_non_null(buf);
-    uint8_t *p = buf + WIRE_FRAME_HEADER;
-    *p++ = (uint8_t)(ENV_REGISTER << 3 | 2);
-    p = put_varint(p, inner);
-    for (size_t i = 0; i < n; i++) {
-        *p++ = 1 << 3 | 2; /* Register.actions, length-delimited */
-        *p++ = 0;          /* an empty Action */
-    }
-    size_t len = (size_t)(p - buf) - WIRE_FRAME_HEADER;
+    struct pbw env = {.len = 0}; /* the Envelope up to its Register's bytes */
+    pbw_tag(&env, ENV_REGISTER, 2);
+    pbw_varint(&env, inner);
+    size_t len = env.len + inner;
     assert_true(len <= 4194304);
+    uint8_t *buf = malloc(WIRE_FRAME_HEADER + len);
+    assert_non_null(buf);
     buf[0] = (uint8_t)(len >> 24);
     buf[1] = (uint8_t)(len >> 16);
     buf[2] = (uint8_t)(len >> 8);
     buf[3] = (uint8_t)len;
-    expect_failure(buf, (size_t)(p - buf), 0, SAGA_ETOOBIG, "unpacks to more than");
+    memcpy(buf + WIRE_FRAME_HEADER, env.data, env.len);
+    uint8_t *p = buf + WIRE_FRAME_HEADER + env.len;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = 1 << 3 | 2; /* Register.actions, length-delimited */
+        *p++ = 0;          /* an empty Action */
+    }
+    expect_failure(buf, WIRE_FRAME_HEADER + len, 0, SAGA_ETOOBIG, "unpacks to more than");
+    free(buf);
 
     /* The same shape with a few actions is an ordinary message (the
      * coordinator refuses empty action names later, in the session). */
-    p = buf + WIRE_FRAME_HEADER;
-    *p++ = (uint8_t)(ENV_REGISTER << 3 | 2);
-    *p++ = 6;
-    for (int i = 0; i < 3; i++) {
-        *p++ = 1 << 3 | 2;
-        *p++ = 0;
-    }
-    len = (size_t)(p - buf) - WIRE_FRAME_HEADER;
-    buf[0] = buf[1] = buf[2] = 0;
-    buf[3] = (uint8_t)len;
+    struct pbw reg = {.len = 0}, body = {.len = 0}, frame = {.len = 0};
+    for (int i = 0; i < 3; i++)
+        pbw_bytes(&reg, 1, NULL, 0);
+    pbw_bytes(&body, ENV_REGISTER, reg.data, reg.len);
+    pbw_frame(&frame, &body);
     struct wire_decoder *dec = new_decoder(0);
     struct wire_msg m;
-    assert_int_equal(wire_decoder_feed(dec, buf, (size_t)(p - buf)), 0);
+    assert_int_equal(wire_decoder_feed(dec, frame.data, frame.len), 0);
     assert_int_equal(wire_decoder_next(dec, &m), 0);
     assert_int_equal(m.type, WIRE_REGISTER);
     assert_int_equal(m.reg.n_actions, 3);
     wire_msg_free_contents(&m);
     wire_decoder_free(&dec);
-    free(buf);
 }
 
 static void test_zero_length(void **state)
